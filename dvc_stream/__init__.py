@@ -1,0 +1,29 @@
+"""dvc-stream: use DVC-tracked data before it is pulled, and append to it without pulling.
+
+The public API is imported lazily: this package is imported at every interpreter start by the
+command bootstrap (``dvc_stream.pth``), which must not pay for importing DVC.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["append", "install_hooks", "prefetch", "streaming", "uninstall_hooks"]
+
+_EXPORTS = {
+    "install_hooks": "dvc_stream.api",
+    "uninstall_hooks": "dvc_stream.api",
+    "streaming": "dvc_stream.api",
+    "prefetch": "dvc_stream.api",
+    "append": "dvc_stream.append",
+}
+
+if TYPE_CHECKING:
+    from dvc_stream.api import install_hooks, prefetch, streaming, uninstall_hooks
+    from dvc_stream.append import append
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dvc_stream' has no attribute '{name}'")
+    from importlib import import_module
+
+    return getattr(import_module(_EXPORTS[name]), name)

@@ -1,0 +1,83 @@
+"""Command plugins for DVC's CLI, registered when DVC's parser is first imported.
+
+DVC builds its parser from a fixed module list, ``dvc.cli.parser.COMMANDS``, and reads no entry
+points. This module is imported from ``dvc_stream.pth`` at every interpreter start, so it uses the
+standard library only and does no work until ``dvc.cli.parser`` is imported: a one-shot meta path
+finder waits for that import, then appends every module declared in the ``dvc.commands``
+entry-point group (``name = "package.module"``, a module with ``add_parser``) to ``COMMANDS``.
+Any installed package can declare commands in that group; this mechanism is not specific to
+dvc-stream.
+"""
+
+import sys
+
+ENTRY_POINT_GROUP = "dvc.commands"
+PARSER_MODULE = "dvc.cli.parser"
+
+
+class _ParserImportFinder:
+    """Stands aside for every import except DVC's parser, then wraps its loader once."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != PARSER_MODULE:
+            return None
+        _remove_finder()
+        from importlib.util import find_spec
+
+        spec = find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            _run_after_exec(spec.loader, register_commands)
+        return spec
+
+
+def _run_after_exec(loader, callback) -> None:
+    exec_module = loader.exec_module
+
+    def exec_then_register(module):
+        exec_module(module)
+        callback(module)
+
+    loader.exec_module = exec_then_register
+
+
+def _remove_finder() -> None:
+    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _ParserImportFinder)]
+
+
+def register_commands(parser_module=None) -> None:
+    """Append the ``dvc.commands`` entry points to DVC's command list; safe to call again."""
+    if parser_module is None:
+        import dvc.cli.parser as parser_module
+    if getattr(parser_module, "_plugin_commands_registered", False):
+        return
+    parser_module._plugin_commands_registered = True
+    from importlib.metadata import entry_points
+
+    commands = parser_module.COMMANDS
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            module = entry_point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must never break dvc
+            _warn(f"failed to load command '{entry_point.name}' from '{entry_point.value}': {exc}")
+            continue
+        if module not in commands:
+            commands.append(module)
+
+
+def _warn(message: str) -> None:
+    import logging
+
+    logging.getLogger("dvc").warning("%s", message)
+    if not logging.getLogger("dvc").hasHandlers():
+        print(f"WARNING: {message}", file=sys.stderr)
+
+
+def install() -> None:
+    """Arm the finder; idempotent, because a ``.pth`` can run twice in one interpreter."""
+    if PARSER_MODULE in sys.modules:
+        register_commands(sys.modules[PARSER_MODULE])
+    elif not any(isinstance(f, _ParserImportFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, _ParserImportFinder())
+
+
+install()

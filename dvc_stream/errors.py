@@ -1,0 +1,33 @@
+"""Errors raised by dvc-stream; each keeps the data it names."""
+
+from dvc.exceptions import DvcException
+
+
+class DvcStreamError(DvcException):
+    """Base class of dvc-stream's errors."""
+
+
+class ManifestError(DvcStreamError):
+    """A tracked output cannot be read, or its ``.dir`` manifest is unsafe."""
+
+    def __init__(self, msg: str, path: str | None = None):
+        self.path = path
+        super().__init__(msg)
+
+
+class FetchError(DvcStreamError):
+    """An object could not be fetched from its remote."""
+
+    def __init__(self, path: str, remote: str, reason: str):
+        self.path = path
+        self.remote = remote
+        self.reason = reason
+        super().__init__(f"failed to fetch '{path}' from remote '{remote}': {reason}")
+
+
+class BrokerError(DvcStreamError):
+    """The broker could not start or answer."""
+
+
+class AppendError(DvcStreamError):
+    """``dvc append`` refused or failed before changing anything."""

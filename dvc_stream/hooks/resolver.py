@@ -1,0 +1,50 @@
+"""What the hooks ask about tracked paths, and the answers they get.
+
+``Resolver`` is implemented twice: by the broker itself when it runs in the same process
+(notebooks, ``install_hooks()``), and by ``client.BrokerClient`` over the broker's socket in
+processes started by ``dvc stream``. The hooks see only this interface. Every path passed in is
+absolute and normalized (``os.path.abspath``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+FILE = "file"
+DIR = "dir"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A tracked path as it would be after ``dvc pull``."""
+
+    type: str  # FILE or DIR
+    size: int
+    mtime: float
+    isexec: bool = False
+
+
+class Resolver(Protocol):
+    def is_candidate(self, path: str) -> bool:
+        """Cheap: could ``path`` be a tracked output, inside one, or an ancestor of one?"""
+
+    def lookup(self, path: str) -> Entry | None:
+        """The tracked entry at ``path``; None if nothing tracked is there.
+
+        Ancestors of tracked outputs are directories. May cost a metadata request for a file's
+        size, which the implementation memoizes.
+        """
+
+    def listdir(self, path: str) -> dict[str, str] | None:
+        """Tracked children of the directory ``path``: name -> FILE or DIR; None if untracked."""
+
+    def materialize(self, path: str) -> str:
+        """Make the tracked file ``path`` present in the workspace; return the path to open.
+
+        Raises ``FileNotFoundError`` if nothing is tracked there, and ``OSError`` naming the path
+        and the remote if the fetch fails.
+        """
+
+    def prefetch(self, paths: list[str]) -> None:
+        """Hint that these files will be read soon, in this order."""
