@@ -57,7 +57,7 @@ def register_commands(parser_module=None) -> None:
     for entry_point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             module = entry_point.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must never break dvc
+        except Exception as exc:
             _warn(f"failed to load command '{entry_point.name}' from '{entry_point.value}': {exc}")
             continue
         if module not in commands:

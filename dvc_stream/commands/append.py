@@ -62,9 +62,7 @@ def add_parser(subparsers, parent_parser):
     parser.add_argument(
         "-f", "--force", action="store_true", help="Replace files that are already tracked."
     )
-    parser.add_argument(
-        "--push", action="store_true", help="Push the new objects to the remote."
-    )
+    parser.add_argument("--push", action="store_true", help="Push the new objects to the remote.")
     parser.add_argument(
         "-r", "--remote", help="Remote storage to push to", metavar="<name>"
     ).complete = completion.REMOTE
