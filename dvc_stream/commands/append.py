@@ -1,6 +1,7 @@
 """``dvc append``: add files to a tracked directory without pulling it."""
 
 import logging
+from contextlib import contextmanager
 
 from dvc.cli import completion, formatter
 from dvc.cli.command import CmdBase
@@ -22,18 +23,35 @@ class CmdAppend(CmdBase):
     def run(self) -> int:
         from dvc_stream.append import append
 
-        append(
-            self.args.target,
-            self.args.sources,
-            repo=self.repo,
-            dest=self.args.dest,
-            move=self.args.move,
-            force=self.args.force,
-            push=self.args.push,
-            remote=self.args.remote,
-            jobs=self.args.jobs,
-        )
+        with _dvc_log_handlers("dvc_stream"):
+            append(
+                self.args.target,
+                self.args.sources,
+                repo=self.repo,
+                dest=self.args.dest,
+                move=self.args.move,
+                force=self.args.force,
+                push=self.args.push,
+                remote=self.args.remote,
+                jobs=self.args.jobs,
+            )
         return 0
+
+
+@contextmanager
+def _dvc_log_handlers(name: str):
+    # NOTE: DVC's CLI configures only the "dvc*" loggers; lend their handlers and level (which
+    # -q/-v set) to ours so the summary and the git hint show like DVC's own messages.
+    ours, dvcs = logging.getLogger(name), logging.getLogger("dvc")
+    saved = (ours.handlers[:], ours.level, ours.propagate)
+    ours.handlers[:] = dvcs.handlers
+    ours.setLevel(dvcs.getEffectiveLevel())
+    ours.propagate = False
+    try:
+        yield
+    finally:
+        ours.handlers[:], level, ours.propagate = saved
+        ours.setLevel(level)
 
 
 def add_parser(subparsers, parent_parser):

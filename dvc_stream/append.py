@@ -1,0 +1,614 @@
+"""``dvc append``: grow a tracked directory without pulling it.
+
+``append()`` first builds a ``_Plan``: the output, its old tree (only the ``.dir`` object is read),
+the new files with their hashes, every refusal and conflict checked. Nothing is written until the
+plan is complete. ``_apply()`` then stores the objects and the new tree in the cache (harmless if
+anything fails later), stages the new workspace files under temporary names, rewrites the ``.dvc``
+file, and only then renames the files into place. Pushing comes last; the sources are removed
+(``--move``) only when everything else succeeded.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import posixpath
+import shutil
+import sys
+import types
+from contextlib import contextmanager, suppress
+from copy import copy
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dvc.exceptions import OutputNotFoundError
+from dvc.repo import Repo, lock_repo
+from dvc_data.hashfile.hash_info import HashInfo
+from dvc_data.hashfile.meta import Meta
+from dvc_data.hashfile.tree import Tree
+from dvc_objects.fs.local import localfs
+
+from dvc_stream import trees
+from dvc_stream.errors import AppendError, ManifestError
+from dvc_stream.push import PushError, push_objects
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Sequence
+
+    from dvc.output import Output
+    from dvc.stage import Stage
+    from dvc_data.hashfile.db import HashFileDB
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AppendResult:
+    """What ``append()`` did; relpaths are posix and relative to the tracked directory."""
+
+    target: str
+    dvcfile: str
+    added: list[str]
+    replaced: list[str]
+    nfiles: int
+    size: int | None
+    pushed: int = 0
+
+
+@dataclass(frozen=True)
+class _NewFile:
+    source: str  # absolute path on disk
+    relpath: str  # posix, relative to the output
+    size: int | None = None
+    hash_info: HashInfo | None = None
+
+
+@dataclass
+class _Plan:
+    repo: Repo
+    out: Output
+    old_tree: Tree
+    files: list[_NewFile]
+    replaced: list[str]
+    sources: list[str]  # top-level sources, removed at the end with --move
+    size: int | None
+    remote: HashFileDB | None = None
+    staged: list[tuple[str, str]] = field(default_factory=list)  # (tmp, dest)
+    created_dirs: list[str] = field(default_factory=list)
+
+
+def append(
+    target: str | os.PathLike[str],
+    sources: Sequence[str | os.PathLike[str]],
+    *,
+    repo: str | os.PathLike[str] | Repo = ".",
+    dest: str | None = None,
+    move: bool = False,
+    force: bool = False,
+    push: bool = False,
+    remote: str | None = None,
+    jobs: int | None = None,
+) -> AppendResult:
+    """Add ``sources`` (files or directories) to the tracked directory ``target``.
+
+    ``target`` is the directory's workspace path or its ``.dvc`` file. Nothing is written unless
+    every check passes. With ``push``, only the new objects and the new ``.dir`` are uploaded; if
+    that fails, the ``.dvc`` file is already updated, the objects are in the local cache, and
+    ``PushError`` says to run ``dvc push``.
+    """
+    with _open_repo(repo) as dvc_repo, dvc_repo.scm_context():
+        with lock_repo(dvc_repo):
+            plan = _plan(dvc_repo, target, sources, dest, force=force, push=push, remote=remote)
+            _apply(plan)
+        result = _result(plan)
+        failure = _push(plan, result, jobs) if plan.remote is not None else None
+        if move and failure is None:
+            _remove_sources(plan.sources)
+        _log_summary(result, pushing=push)
+    if failure is not None:
+        raise PushError(_push_failure_message(result, failure, move), failure.failed) from failure
+    return result
+
+
+@contextmanager
+def _open_repo(repo: str | os.PathLike[str] | Repo) -> Iterator[Repo]:
+    if isinstance(repo, Repo):
+        yield repo
+        return
+    opened = Repo(os.fspath(repo))
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def _plan(
+    repo: Repo,
+    target: str | os.PathLike[str],
+    sources: Sequence[str | os.PathLike[str]],
+    dest: str | None,
+    *,
+    force: bool,
+    push: bool,
+    remote: str | None,
+) -> _Plan:
+    out = _find_output(repo, os.fspath(target))
+    _check_output(out)
+    push_odb = _push_remote(out, remote) if push else None
+    dest_parts = _dest_parts(dest)
+    old_tree = _load_old_tree(out, remote)
+    if not sources:
+        raise AppendError("nothing to append: no sources given")
+    files = _collect_sources(repo, out, [os.fspath(s) for s in sources], dest_parts)
+    old = {"/".join(key): hi for key, _, hi in old_tree}
+    replaced = _check_conflicts(str(out), old, files, force)
+    _check_workspace(out, files, set(replaced))
+    files = _hash_files(repo, out, files)
+    return _Plan(
+        repo=repo,
+        out=out,
+        old_tree=old_tree,
+        files=files,
+        replaced=replaced,
+        sources=[os.path.abspath(os.path.expanduser(os.fspath(s))) for s in sources],
+        size=_new_size(out, old, files, replaced),
+        remote=push_odb,
+    )
+
+
+def _find_output(repo: Repo, target: str) -> Output:
+    candidates = [os.path.abspath(target)]
+    if not os.path.isabs(target):
+        candidates.append(os.path.join(repo.root_dir, target))
+    for path in dict.fromkeys(candidates):
+        if path.endswith(".dvc") and os.path.isfile(path):
+            return _output_of_dvcfile(repo, target, path)
+        with suppress(OutputNotFoundError):
+            (out,) = repo.find_outs_by_path(path)
+            return out
+    raise AppendError(_not_tracked_message(repo, target, candidates[0]))
+
+
+def _output_of_dvcfile(repo: Repo, target: str, path: str) -> Output:
+    stages = [stage for stage in repo.index.stages if stage.path == path]
+    if not stages or not stages[0].outs:
+        raise AppendError(f"'{target}' has no output to append to")
+    dir_outs = [out for out in stages[0].outs if out.hash_info.isdir]
+    if len(stages[0].outs) > 1 and len(dir_outs) != 1:
+        raise AppendError(f"'{target}' has several outputs; name the directory instead")
+    return dir_outs[0] if dir_outs else stages[0].outs[0]
+
+
+def _not_tracked_message(repo: Repo, target: str, path: str) -> str:
+    with suppress(OutputNotFoundError):
+        outs = repo.find_outs_by_path(path, strict=False)
+        inner = [o for o in outs if o.fs.isin(path, o.fs_path)]
+        if inner:
+            sub = inner[0].fs.relpath(path, inner[0].fs_path)
+            return (
+                f"'{target}' is inside the tracked directory '{inner[0]}'; "
+                f"use `dvc append {inner[0]} --dest {sub} ...`"
+            )
+    return f"'{target}' is not tracked by DVC: no .dvc file has it as an output"
+
+
+def _check_output(out: Output) -> None:
+    from dvc.stage import PipelineStage
+
+    stage: Stage = out.stage
+    if isinstance(stage, PipelineStage):
+        raise AppendError(
+            f"'{out}' is an output of the pipeline stage '{stage.addressing}' in "
+            f"'{stage.relpath}': `dvc repro` would overwrite the appended files"
+        )
+    if stage.is_import:
+        raise AppendError(f"'{out}' is imported by '{stage.relpath}'; use `dvc update` instead")
+    if not out.use_cache:
+        raise AppendError(f"'{out}' is not cached by DVC (cache: false)")
+    if not out.hash_info:
+        raise AppendError(f"'{out}' has no recorded hash yet; run `dvc add {out}` first")
+    if not out.hash_info.isdir:
+        raise AppendError(f"'{out}' is tracked as a single file, not as a directory")
+    if out.files is not None:
+        raise AppendError(
+            f"'{out}' is tracked with cloud versioning, which append does not support"
+        )
+
+
+def _push_remote(out: Output, remote: str | None) -> HashFileDB:
+    if not out.can_push:
+        raise AppendError(f"'{out}' has `push: false` in '{out.stage.relpath}'; cannot --push it")
+    # NOTE: raises NoRemoteError ("no remote specified...") before anything is read or written.
+    return trees.remote_odb(out, remote, "push")
+
+
+def _dest_parts(dest: str | None) -> tuple[str, ...]:
+    if not dest:
+        return ()
+    norm = posixpath.normpath(dest.replace(os.sep, "/"))
+    parts = tuple(p for p in norm.split("/") if p not in ("", "."))
+    if norm.startswith("/") or ".." in parts:
+        raise AppendError(f"--dest '{dest}' must be a relative path inside the tracked directory")
+    return parts
+
+
+def _load_old_tree(out: Output, remote: str | None) -> Tree:
+    # NOTE: like trees.load_tree, but the fetched .dir is not written to the cache: a refusal
+    # later in the plan must leave the cache byte-identical.
+    oid = out.hash_info.value
+    cache_path = out.cache.oid_to_path(oid)
+    try:
+        with open(cache_path, "rb") as fobj:
+            raw = fobj.read()
+    except FileNotFoundError:
+        raw = _fetch_dir_object(out, remote)
+    tree = Tree()
+    for entry in trees.parse_entries(raw, str(out)):
+        meta = Meta(isexec=entry.isexec)
+        tree.add(tuple(entry.relpath.split("/")), meta, HashInfo(out.hash_name, entry.md5))
+    return tree
+
+
+def _fetch_dir_object(out: Output, remote: str | None) -> bytes:
+    import hashlib
+
+    oid = out.hash_info.value
+    odb = trees.remote_odb(out, remote)
+    try:
+        raw = odb.fs.cat_file(odb.oid_to_path(oid))
+    except FileNotFoundError:
+        raise ManifestError(
+            f"the tree of '{out}' ({oid}) is neither in the cache nor on the remote", str(out)
+        ) from None
+    if hashlib.md5(raw).hexdigest() != oid.removesuffix(".dir"):  # noqa: S324
+        raise ManifestError(f"the tree object {oid} of '{out}' is corrupted on the remote")
+    return raw
+
+
+def _collect_sources(
+    repo: Repo, out: Output, sources: list[str], dest_parts: tuple[str, ...]
+) -> list[_NewFile]:
+    out_real = os.path.realpath(out.fs_path)
+    dvc_real = os.path.realpath(repo.dvc_dir)
+    files: list[_NewFile] = []
+    for src in sources:
+        path = os.path.abspath(os.path.expanduser(src))
+        _check_source(src, path, out_real, dvc_real)
+        base = (*dest_parts, os.path.basename(path))
+        if os.path.isdir(path):
+            walked = _walk_dir(src, path)
+            files.extend(_NewFile(p, "/".join((*base, *rel))) for p, rel in walked)
+        else:
+            files.append(_NewFile(path, "/".join(base)))
+    if not files:
+        raise AppendError("nothing to append: the sources contain no files")
+    return files
+
+
+def _check_source(src: str, path: str, out_real: str, dvc_real: str) -> None:
+    if not os.path.lexists(path):
+        raise AppendError(f"source '{src}' does not exist")
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AppendError(f"source '{src}' is a symlink loop") from None
+        raise AppendError(f"source '{src}' is a broken symlink or unreadable: {exc}") from None
+    real = os.path.realpath(path)
+    if real == out_real or real.startswith(out_real + os.sep):
+        raise AppendError(f"source '{src}' is the tracked directory or inside it")
+    if out_real.startswith(real + os.sep):
+        raise AppendError(f"source '{src}' contains the tracked directory")
+    if (
+        real == dvc_real
+        or real.startswith(dvc_real + os.sep)
+        or dvc_real.startswith(real + os.sep)
+    ):
+        raise AppendError(f"source '{src}' overlaps DVC's own directory '{dvc_real}'")
+    if not (os.path.isdir(path) or os.path.isfile(path)):
+        raise AppendError(f"source '{src}' is not a regular file or directory")
+    if not os.path.basename(path):
+        raise AppendError(f"source '{src}' has no name to add it under")
+
+
+def _walk_dir(src: str, top: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Files under ``top`` (following symlinks) with their parts relative to it, sorted."""
+    found: list[tuple[str, tuple[str, ...]]] = []
+    stack: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
+        (top, (), frozenset([os.path.realpath(top)]))
+    ]
+    while stack:
+        path, rel, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as exc:
+            raise AppendError(f"cannot read directory '{path}' of source '{src}': {exc}") from None
+        for entry in entries:
+            kind = _entry_kind(src, entry)
+            if kind == "dir":
+                real = os.path.realpath(entry.path)
+                if real in ancestors:
+                    raise AppendError(
+                        f"source '{src}' contains a symlink loop: '{entry.path}' -> '{real}'"
+                    )
+                stack.append((entry.path, (*rel, entry.name), ancestors | {real}))
+            else:
+                found.append((entry.path, (*rel, entry.name)))
+    found.sort(key=lambda item: item[1])
+    return found
+
+
+def _entry_kind(src: str, entry: os.DirEntry[str]) -> str:
+    try:
+        if entry.is_dir():
+            return "dir"
+        if entry.is_file():
+            return "file"
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AppendError(f"source '{src}' contains a symlink loop: '{entry.path}'") from None
+        raise AppendError(f"cannot read '{entry.path}' of source '{src}': {exc}") from None
+    if entry.is_symlink():
+        raise AppendError(f"source '{src}' contains a broken symlink: '{entry.path}'")
+    raise AppendError(f"source '{src}' contains '{entry.path}', which is not a regular file")
+
+
+def _parents(relpaths: Iterable[str]) -> set[str]:
+    dirs: set[str] = set()
+    for relpath in relpaths:
+        parts = relpath.split("/")
+        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
+    return dirs
+
+
+def _check_conflicts(
+    where: str, old: dict[str, HashInfo], files: list[_NewFile], force: bool
+) -> list[str]:
+    """Refuse duplicates and file/directory clashes; return the relpaths that ``force`` replaces."""
+    seen: dict[str, str] = {}
+    for new in files:
+        if new.relpath in seen:
+            raise AppendError(
+                f"'{seen[new.relpath]}' and '{new.source}' would both be added as "
+                f"'{where}/{new.relpath}'"
+            )
+        seen[new.relpath] = new.source
+    old_dirs, new_dirs = _parents(old), _parents(seen)
+    for relpath, source in seen.items():
+        if relpath in old_dirs or relpath in new_dirs:
+            raise AppendError(
+                f"cannot add '{source}' as '{where}/{relpath}': that is a directory in the tree"
+            )
+        parts = relpath.split("/")
+        for i in range(1, len(parts)):
+            if (parent := "/".join(parts[:i])) in old or parent in seen:
+                raise AppendError(
+                    f"cannot add '{source}' as '{where}/{relpath}': "
+                    f"'{where}/{parent}' is a file in the tree"
+                )
+        if relpath in old and not force:
+            raise AppendError(f"'{where}/{relpath}' is already tracked; use --force to replace it")
+    trees.check_relpaths([*old, *(r for r in seen if r not in old)], where)
+    return sorted(r for r in seen if r in old)
+
+
+def _check_workspace(out: Output, files: list[_NewFile], replaced: set[str]) -> None:
+    """Refuse to overwrite or shadow untracked things that sit in the workspace."""
+    root = out.fs_path
+    checked: set[str] = set()
+    for new in files:
+        parts = new.relpath.split("/")
+        for i in range(len(parts)):
+            path = os.path.join(root, *parts[:i])
+            if path in checked:
+                continue
+            checked.add(path)
+            if os.path.lexists(path) and not os.path.isdir(path):
+                raise AppendError(f"'{path}' is in the way: it must be a directory")
+        path = os.path.join(root, *parts)
+        if os.path.isdir(path) and not os.path.islink(path):
+            raise AppendError(f"'{path}' is a directory in the workspace")
+        if os.path.lexists(path) and new.relpath not in replaced:
+            raise AppendError(f"'{path}' exists in the workspace but is not tracked; move it away")
+
+
+def _hash_files(repo: Repo, out: Output, files: list[_NewFile]) -> list[_NewFile]:
+    from dvc.ui import ui
+    from dvc_data.hashfile.hash import hash_file
+
+    hashed = []
+    with ui.progress(total=len(files), desc="Hashing", unit="file", leave=False) as pbar:
+        for new in files:
+            try:
+                meta, hash_info = hash_file(new.source, localfs, out.hash_name, state=repo.state)
+            except OSError as exc:
+                raise AppendError(f"cannot read source file '{new.source}': {exc}") from None
+            hashed.append(_NewFile(new.source, new.relpath, meta.size, hash_info))
+            pbar.update()
+    return hashed
+
+
+def _new_size(
+    out: Output, old: dict[str, HashInfo], files: list[_NewFile], replaced: list[str]
+) -> int | None:
+    size = out.meta.size if out.meta else None
+    if size is None or any(new.size is None for new in files):
+        return None
+    size += sum(new.size or 0 for new in files)
+    for relpath in replaced:
+        oid = old[relpath].value
+        try:
+            size -= os.path.getsize(out.cache.oid_to_path(oid))
+        except OSError:
+            return None  # the replaced object's size is unknown without a download
+    return size
+
+
+# --- apply --------------------------------------------------------------------------------------
+
+
+def _apply(plan: _Plan) -> None:
+    cache = plan.out.cache
+    _store_objects(cache, plan.files)
+    tree = _build_tree(plan)
+    from dvc_data.hashfile.db import add_update_tree
+
+    add_update_tree(cache, tree)
+    try:
+        _stage_workspace(plan, cache)
+        _dump(plan, tree)
+    except BaseException:
+        _discard_workspace(plan)
+        raise
+    _commit_workspace(plan)
+
+
+def _store_objects(cache: HashFileDB, files: list[_NewFile]) -> None:
+    unique = {new.hash_info.value: new.source for new in files if new.hash_info}
+    cache.add(list(unique.values()), localfs, list(unique))
+
+
+def _build_tree(plan: _Plan) -> Tree:
+    tree = Tree()
+    for key, meta, hash_info in plan.old_tree:
+        tree.add(key, meta, hash_info)
+    for new in plan.files:
+        tree.add(tuple(new.relpath.split("/")), Meta(size=new.size), new.hash_info)
+    tree.digest()
+    assert tree.hash_info
+    tree.hash_info.name = plan.out.hash_name
+    return tree
+
+
+def _stage_workspace(plan: _Plan, cache: HashFileDB) -> None:
+    """Link or copy the new files next to their destinations under temporary names."""
+    from dvc_objects.fs import generic
+    from dvc_objects.fs.utils import tmp_fname
+
+    root = plan.out.fs_path
+    for new in plan.files:
+        dest = os.path.join(root, *new.relpath.split("/"))
+        _makedirs(os.path.dirname(dest), plan.created_dirs)
+        plan.staged.append((tmp_fname(dest), dest))
+    assert all(new.hash_info for new in plan.files)
+    generic.transfer(
+        cache.fs,
+        [cache.oid_to_path(new.hash_info.value) for new in plan.files],  # type: ignore[union-attr]
+        localfs,
+        [tmp for tmp, _ in plan.staged],
+        links=copy(cache.cache_types),
+    )
+
+
+def _makedirs(path: str, created: list[str]) -> None:
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for directory in reversed(missing):
+        os.mkdir(directory)
+        created.append(directory)
+
+
+def _discard_workspace(plan: _Plan) -> None:
+    for tmp, _ in plan.staged:
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
+    for directory in reversed(plan.created_dirs):
+        with suppress(OSError):
+            os.rmdir(directory)
+
+
+def _dump(plan: _Plan, tree: Tree) -> None:
+    out = plan.out
+    out.hash_info = tree.hash_info
+    out.obj = tree
+    out.files = None
+    out.meta = Meta(isdir=True, nfiles=len(tree), size=plan.size)
+    out.stage.dump()
+
+
+def _commit_workspace(plan: _Plan) -> None:
+    for tmp, dest in plan.staged:
+        os.replace(tmp, dest)
+    by_dest = {dest: new.hash_info for (_, dest), new in zip(plan.staged, plan.files)}
+    plan.repo.state.save_many(((d, hi, None) for d, hi in by_dest.items()), localfs)
+
+
+def _remove_sources(sources: list[str]) -> None:
+    for path in sources:
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+# --- push and report ----------------------------------------------------------------------------
+
+
+def _push(plan: _Plan, result: AppendResult, jobs: int | None) -> PushError | None:
+    from dvc.ui import ui
+
+    assert plan.remote is not None
+    oids = [new.hash_info.value for new in plan.files if new.hash_info]
+    tree_oid = plan.out.hash_info.value
+    with ui.progress(desc="Pushing", unit="file", leave=True) as pbar:
+        try:
+            result.pushed = push_objects(
+                plan.out.cache, plan.remote, oids, tree_oid, jobs=jobs, callback=pbar.as_callback()
+            )
+        except PushError as exc:
+            return exc
+    return None
+
+
+def _result(plan: _Plan) -> AppendResult:
+    return AppendResult(
+        target=str(plan.out),
+        dvcfile=plan.out.stage.relpath,
+        added=[new.relpath for new in plan.files if new.relpath not in set(plan.replaced)],
+        replaced=list(plan.replaced),
+        nfiles=plan.out.meta.nfiles or 0,
+        size=plan.size,
+    )
+
+
+def _log_summary(result: AppendResult, *, pushing: bool) -> None:
+    replaced = f" ({len(result.replaced)} replaced)" if result.replaced else ""
+    count = len(result.added) + len(result.replaced)
+    logger.info(
+        "Appended %d file%s to %s%s: now %d files.",
+        count,
+        "" if count == 1 else "s",
+        result.target,
+        replaced,
+        result.nfiles,
+    )
+    if pushing:
+        logger.info("%d new objects pushed.", result.pushed)
+    else:
+        logger.info("To upload the new files, run:\n\n\tdvc push %s", result.dvcfile)
+
+
+def _push_failure_message(result: AppendResult, exc: PushError, move: bool) -> str:
+    kept = " The sources were not removed." if move else ""
+    return (
+        f"{result.dvcfile} is updated, but pushing failed: {exc}. "
+        f"The new objects are in the local cache; run `dvc push {result.dvcfile}` to finish."
+        f"{kept}"
+    )
+
+
+class _CallableModule(types.ModuleType):
+    # NOTE: `import dvc_stream.append` binds the package attribute `append` to this module,
+    # shadowing the lazily exported function; making the module callable keeps
+    # `dvc_stream.append(...)` working either way.
+    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        return append(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

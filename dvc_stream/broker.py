@@ -1,0 +1,208 @@
+"""The broker: answers the hooks' questions about tracked paths and fetches on their behalf.
+
+It owns the repo, the manifest, the fetcher and the statistics. In a ``dvc stream`` run it serves
+hooked processes over a socket (``server.py``); in a notebook the hooks call it directly, since it
+implements ``hooks.resolver.Resolver``.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
+
+from dvc_stream.errors import DvcStreamError, FetchError, ManifestError
+from dvc_stream.fetcher import BACKGROUND, DEMAND, HINT, Fetcher, ObjectRef
+from dvc_stream.hooks.resolver import DIR, FILE, Entry
+from dvc_stream.manifest import Manifest
+from dvc_stream.metadata import SizeIndex
+from dvc_stream.placement import Placer
+from dvc_stream.prefetcher import Prefetcher
+from dvc_stream.remotes import Remotes, jobs_for_latency, pull_jobs
+from dvc_stream.stats import Stats
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from dvc.repo import Repo
+
+    from dvc_stream.manifest import TrackedFile, TrackedOutput
+
+logger = logging.getLogger(__name__)
+
+
+class Broker:
+    def __init__(
+        self,
+        repo: Repo,
+        remote: str | None = None,
+        jobs: int | None = None,
+        prefetch: str = "auto",
+        prefetch_budget: int | None = None,
+        thread_context: Callable[[], AbstractContextManager] = nullcontext,
+    ):
+        self.repo = repo
+        self.thread_context = thread_context
+        self.manifest = Manifest.from_repo(repo)
+        self.stats = Stats()
+        self.remotes = Remotes(repo, remote, pool_size=jobs or pull_jobs())
+        self.jobs = jobs or self._default_jobs()
+        self.remotes.pool_size = self.jobs
+        self.fetcher = Fetcher(
+            self.jobs,
+            tmp_dir=os.path.join(repo.tmp_dir, "stream-downloads"),
+            on_fetched=self._count_fetch,
+            thread_context=thread_context,
+        )
+        self.sizes = SizeIndex(jobs=self.jobs)
+        self.placer = Placer(repo)
+        self.prefetcher = Prefetcher(self, prefetch, prefetch_budget)
+        exact, prefixes = self.manifest.candidate_prefixes()
+        self._exact = frozenset(exact)
+        self._prefixes = tuple(prefixes)
+        self._closed = False
+
+    def _default_jobs(self) -> int:
+        outputs = list(self.manifest.outputs.values())
+        if not outputs:
+            return pull_jobs()
+        first = outputs[0]
+        try:
+            self.remotes.probe(first.remote, first.out.hash_name)
+            rtt = self.remotes.probe(first.remote, first.out.hash_name)
+        except Exception as exc:
+            name = self.remotes.name_for(first.remote)
+            raise DvcStreamError(f"remote '{name}' is unreachable: {exc}") from exc
+        return jobs_for_latency(rtt)
+
+    # -- Resolver -------------------------------------------------------------------------
+
+    def is_candidate(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._prefixes)
+
+    def lookup(self, path: str) -> Entry | None:
+        kind = self._kind(path)
+        if kind is None:
+            return None
+        what, output = kind
+        mtime = output.mtime if output is not None else self._ancestor_mtime()
+        if what == DIR:
+            return Entry(DIR, 4096, mtime)
+        tracked = self.manifest.file(path)
+        assert tracked is not None
+        return Entry(FILE, self._size(tracked), mtime, tracked.isexec)
+
+    def listdir(self, path: str) -> dict[str, str] | None:
+        names = self._guard(self.manifest.listdir, path)
+        if names is not None:
+            found = self.manifest.owner(path)
+            if found is not None and found[0].isdir:
+                self.prefetcher.listed(found[0], found[1])
+        return names
+
+    def materialize(self, path: str) -> str:
+        tracked = self._guard(self.manifest.file, path)
+        if tracked is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        if os.path.lexists(path):
+            return path
+        ref = self.ref(tracked)
+        start = time.perf_counter()
+        was_cached = ref.is_cached()
+        try:
+            self.fetcher.submit(ref, DEMAND).result()
+            self.placer.place(tracked)
+        except FetchError as exc:
+            self.stats.add(failed_files=1)
+            raise OSError(errno.EIO, str(exc), path) from None
+        finally:
+            self.stats.add(wait_seconds=time.perf_counter() - start)
+        if was_cached:
+            self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
+        self.prefetcher.touched(tracked)
+        return path
+
+    def prefetch(self, paths: list[str]) -> None:
+        files = [f for f in map(self.manifest.file, paths) if f is not None]
+        self.prefetcher.hint(files)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def ref(self, tracked: TrackedFile) -> ObjectRef:
+        output = tracked.output
+        out = output.out
+        return ObjectRef(
+            oid=tracked.oid,
+            hash_name=out.hash_name,
+            cache=out.cache,
+            remote=self.remotes.odb(output.remote, out.hash_name),
+            remote_name=self.remotes.name_for(output.remote),
+            display=os.path.relpath(tracked.path, self.manifest.root),
+        )
+
+    def place_fetched(self, tracked: TrackedFile) -> None:
+        """Put a prefetched object in the workspace; called on a fetch worker."""
+        try:
+            self.placer.place(tracked)
+        except OSError as exc:
+            logger.debug("could not place prefetched '%s': %s", tracked.path, exc)
+
+    def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:
+        if priority == DEMAND:
+            self.stats.add(demand_files=1, demand_bytes=size)
+        elif priority in (HINT, BACKGROUND):
+            self.stats.add(prefetched_files=1, prefetched_bytes=size)
+        self.sizes.remember(ref.oid, size)
+
+    def _kind(self, path: str) -> tuple[str, TrackedOutput | None] | None:
+        return self._guard(self.manifest.kind, path)
+
+    def _guard(self, func, path: str):
+        try:
+            return func(path)
+        except ManifestError as exc:
+            raise OSError(errno.EIO, f"dvc stream: {exc}", path) from None
+
+    def _size(self, tracked: TrackedFile) -> int:
+        if tracked.size is not None:
+            return tracked.size
+        siblings = self._siblings(tracked)
+        try:
+            return self.sizes.size(tracked, siblings, self.ref)
+        except FetchError as exc:
+            raise OSError(errno.EIO, str(exc), tracked.path) from None
+
+    def _siblings(self, tracked: TrackedFile) -> list[TrackedFile]:
+        output = tracked.output
+        if not output.isdir:
+            return []
+        reldir = os.path.relpath(os.path.dirname(tracked.path), output.path).replace(os.sep, "/")
+        reldir = "" if reldir == "." else reldir
+        children = output.children(reldir) or {}
+        prefix = f"{reldir}/" if reldir else ""
+        return [
+            f
+            for name, kind in children.items()
+            if kind == FILE and (f := output.file(prefix + name)) is not None
+        ]
+
+    def _ancestor_mtime(self) -> float:
+        return max((o.mtime for o in self.manifest.outputs.values()), default=0.0)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.prefetcher.close()
+        self.fetcher.close()
+        self.placer.flush()
+
+
+def _size_of(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

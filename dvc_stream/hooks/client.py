@@ -1,0 +1,86 @@
+"""``Resolver`` over the broker's socket, for processes started by ``dvc stream``.
+
+One connection per thread, dropped in a forked child (which reconnects on first use), so threads
+and DataLoader workers never share a socket. Answers about tracked paths are memoized per process:
+the manifest does not change during a run.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import threading
+
+from . import protocol
+from .resolver import Entry
+
+
+class BrokerClient:
+    def __init__(self, address: str):
+        self.address = address
+        self._local = threading.local()
+        self._lookups: dict[str, Entry | None] = {}
+        self._listings: dict[str, dict[str, str] | None] = {}
+        hello = self._call({"op": "hello"})
+        self._exact = frozenset(hello["exact"])
+        self._prefixes = tuple(hello["prefixes"])
+        os.register_at_fork(after_in_child=self._forget_connections)
+
+    def _forget_connections(self) -> None:
+        self._local = threading.local()
+
+    def _connection(self) -> socket.socket:
+        sock = getattr(self._local, "sock", None)
+        if sock is None:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(self.address)
+            self._local.sock = sock
+        return sock
+
+    def _call(self, request: dict):
+        try:
+            sock = self._connection()
+            sock.sendall(protocol.encode(request))
+            answer = protocol.read_frame(sock, protocol.MAX_RESPONSE)
+        except (OSError, EOFError, protocol.ProtocolError) as exc:
+            self._local.sock = None
+            raise OSError(
+                errno.EIO, f"dvc stream: lost the connection to the broker ({exc})"
+            ) from None
+        if "error" in answer:
+            err = answer["error"]
+            code = err.get("errno", errno.EIO)
+            path = request.get("path")
+            if code == errno.ENOENT:
+                raise FileNotFoundError(code, os.strerror(code), path)
+            raise OSError(code, err.get("message", "dvc stream error"), path)
+        return answer["ok"]
+
+    def is_candidate(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._prefixes)
+
+    def lookup(self, path: str) -> Entry | None:
+        try:
+            return self._lookups[path]
+        except KeyError:
+            pass
+        found = self._call({"op": "lookup", "path": path})
+        entry = Entry(**found) if found is not None else None
+        self._lookups[path] = entry
+        return entry
+
+    def listdir(self, path: str) -> dict[str, str] | None:
+        try:
+            return self._listings[path]
+        except KeyError:
+            pass
+        names = self._call({"op": "listdir", "path": path})
+        self._listings[path] = names
+        return names
+
+    def materialize(self, path: str) -> str:
+        return self._call({"op": "materialize", "path": path})
+
+    def prefetch(self, paths: list[str]) -> None:
+        self._call({"op": "prefetch", "paths": list(paths)})

@@ -1,0 +1,57 @@
+"""The broker's wire protocol: length-prefixed JSON frames over a local stream socket.
+
+A frame is a 4-byte big-endian length followed by that many bytes of UTF-8 JSON. Each request is
+an object with ``"op"`` and its arguments; each answer is ``{"ok": value}`` or
+``{"error": {"errno": int, "message": str}}``. Operations:
+
+- ``hello`` -> ``{"exact": [paths], "prefixes": [dir + "/"]}``: what ``is_candidate`` checks.
+- ``lookup`` ``path`` -> ``{"type", "size", "mtime", "isexec"}`` or null.
+- ``listdir`` ``path`` -> ``{name: "file" | "dir"}`` or null.
+- ``materialize`` ``path`` -> the local path to open, once the file is in the workspace.
+- ``prefetch`` ``paths`` -> null; a hint, answered at once.
+
+Requests are bounded by ``MAX_REQUEST`` bytes; a larger or malformed frame closes the connection.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+HEADER = struct.Struct(">I")
+MAX_REQUEST = 1 << 20
+MAX_RESPONSE = 1 << 30
+OPS = ("hello", "lookup", "listdir", "materialize", "prefetch")
+
+ENV_SOCKET = "DVC_STREAM_SOCKET"
+ENV_HOOKS_DIR = "DVC_STREAM_HOOKS"
+
+
+class ProtocolError(Exception):
+    """A frame that is too large, truncated, or not the JSON object it should be."""
+
+
+def encode(message: object) -> bytes:
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return HEADER.pack(len(body)) + body
+
+
+def _recv_exact(sock, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        if not chunk:
+            raise EOFError("connection closed")
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+def read_frame(sock, limit: int) -> object:
+    (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
+    if size > limit:
+        raise ProtocolError(f"frame of {size} bytes exceeds the limit of {limit}")
+    try:
+        return json.loads(_recv_exact(sock, size))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProtocolError(f"malformed frame: {exc}") from None

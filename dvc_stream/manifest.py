@@ -1,0 +1,213 @@
+"""What is tracked: workspace path -> output, file object or directory, as after ``dvc pull``.
+
+Built from the workspace's ``.dvc`` files and ``dvc.lock`` (``repo.index``), not from any git
+revision. A directory output's tree is loaded on first use, from the cache or, failing that, from
+its ``.dir`` object alone, and is checked before use (``trees.parse_entries``). Ancestors of
+outputs are directories too, so listing ``data/`` shows ``images`` before it exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dvc_stream.hooks.resolver import DIR, FILE
+from dvc_stream.trees import load_entries
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dvc.output import Output
+    from dvc.repo import Repo
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrackedFile:
+    """A tracked file: where it belongs in the workspace and which object holds it."""
+
+    path: str
+    oid: str
+    output: TrackedOutput
+    isexec: bool = False
+    size: int | None = None
+
+
+@dataclass
+class DirTree:
+    """A directory output's files and the children of each of its subdirectories."""
+
+    files: dict[str, tuple[str, bool]]  # relpath -> (md5, isexec)
+    children: dict[str, dict[str, str]]  # reldir ("" for the top) -> name -> FILE or DIR
+
+    @classmethod
+    def from_entries(cls, entries) -> DirTree:
+        files: dict[str, tuple[str, bool]] = {}
+        children: dict[str, dict[str, str]] = {"": {}}
+        for entry in entries:
+            files[entry.relpath] = (entry.md5, entry.isexec)
+            parent, _, name = entry.relpath.rpartition("/")
+            children.setdefault(parent, {})[name] = FILE
+            while parent:
+                grand, _, dirname = parent.rpartition("/")
+                siblings = children.setdefault(grand, {})
+                if dirname in siblings:
+                    break
+                siblings[dirname] = DIR
+                children.setdefault(parent, {})
+                parent = grand
+        return cls(files, children)
+
+
+@dataclass
+class TrackedOutput:
+    """One output of a ``.dvc`` file or ``dvc.lock``."""
+
+    path: str  # absolute workspace path
+    out: Output = field(repr=False)
+    isdir: bool
+    oid: str
+    mtime: float
+    remote: str | None
+    _tree: DirTree | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.out)
+
+    @property
+    def tree(self) -> DirTree:
+        if self._tree is None:
+            with self._lock:
+                if self._tree is None:
+                    self._tree = DirTree.from_entries(load_entries(self.out))
+        return self._tree
+
+    def file(self, relpath: str) -> TrackedFile | None:
+        if not self.isdir:
+            if relpath:
+                return None
+            return TrackedFile(self.path, self.oid, self, False, self.out.meta.size)
+        found = self.tree.files.get(relpath)
+        if found is None:
+            return None
+        return TrackedFile(os.path.join(self.path, relpath), found[0], self, found[1])
+
+    def children(self, relpath: str) -> dict[str, str] | None:
+        if not self.isdir:
+            return None
+        return self.tree.children.get(relpath)
+
+    def iter_files(self, reldir: str = "") -> Iterator[TrackedFile]:
+        """Files under ``reldir``, depth-first in name order."""
+        if not self.isdir:
+            if not reldir:
+                yield TrackedFile(self.path, self.oid, self, False, self.out.meta.size)
+            return
+        for name, kind in sorted((self.children(reldir) or {}).items()):
+            rel = f"{reldir}/{name}" if reldir else name
+            if kind == DIR:
+                yield from self.iter_files(rel)
+            elif tracked := self.file(rel):
+                yield tracked
+
+
+def _is_streamable(out: Output) -> bool:
+    return bool(out.use_cache and out.hash_info and out.hash_info.value and out.is_in_repo)
+
+
+class Manifest:
+    """Every tracked output of the workspace, and the directories that lead to them."""
+
+    def __init__(self, outputs: list[TrackedOutput], root: str):
+        self.root = root
+        self.outputs = {o.path: o for o in outputs}
+        self.ancestors: dict[str, dict[str, str]] = {}
+        for output in outputs:
+            path = output.path
+            while path != root and path != os.path.dirname(path):
+                parent = os.path.dirname(path)
+                self.ancestors.setdefault(parent, {})[os.path.basename(path)] = DIR
+                path = parent
+        for path, output in self.outputs.items():
+            if not output.isdir:
+                self.ancestors[os.path.dirname(path)][os.path.basename(path)] = FILE
+
+    @classmethod
+    def from_repo(cls, repo: Repo) -> Manifest:
+        outputs = []
+        for out in repo.index.outs:
+            if not _is_streamable(out):
+                continue
+            stage_file = out.stage.path
+            try:
+                mtime = os.stat(stage_file).st_mtime
+            except OSError:
+                mtime = 0.0
+            outputs.append(
+                TrackedOutput(
+                    path=os.path.abspath(out.fs_path),
+                    out=out,
+                    isdir=out.hash_info.isdir,
+                    oid=out.hash_info.value,
+                    mtime=mtime,
+                    remote=out.remote,
+                )
+            )
+        return cls(outputs, os.path.abspath(repo.root_dir))
+
+    def owner(self, path: str) -> tuple[TrackedOutput, str] | None:
+        """The output that contains ``path`` and the posix relpath inside it."""
+        probe = path
+        while True:
+            output = self.outputs.get(probe)
+            if output is not None:
+                rel = os.path.relpath(path, probe) if probe != path else ""
+                return output, rel.replace(os.sep, "/")
+            parent = os.path.dirname(probe)
+            if parent == probe or len(parent) < len(self.root):
+                return None
+            probe = parent
+
+    def file(self, path: str) -> TrackedFile | None:
+        found = self.owner(path)
+        return found[0].file(found[1]) if found else None
+
+    def kind(self, path: str) -> tuple[str, TrackedOutput | None] | None:
+        """``(FILE or DIR, owning output)`` for a tracked path; None if nothing is tracked there."""
+        if path in self.ancestors:
+            return DIR, None
+        found = self.owner(path)
+        if found is None:
+            return None
+        output, rel = found
+        if not output.isdir:
+            return (FILE, output) if not rel else None
+        if not rel or rel in output.tree.children:
+            return DIR, output
+        if rel in output.tree.files:
+            return FILE, output
+        return None
+
+    def listdir(self, path: str) -> dict[str, str] | None:
+        names = dict(self.ancestors.get(path, {}))
+        found = self.owner(path)
+        if found is not None:
+            children = found[0].children(found[1])
+            if children is None and not names:
+                return None
+            names.update(children or {})
+        elif not names:
+            return None
+        return names
+
+    def candidate_prefixes(self) -> tuple[list[str], list[str]]:
+        """Exact paths (outputs and their ancestors) and directory prefixes the hooks check."""
+        exact = sorted({*self.outputs, *self.ancestors})
+        prefixes = sorted(p + os.sep for p, o in self.outputs.items() if o.isdir)
+        return exact, prefixes

@@ -1,0 +1,135 @@
+"""Background fill: fetch what the program is about to read, in the order it will likely read it.
+
+Sources, most urgent first: explicit hints (``dvc_stream.prefetch``), then the files of each
+directory the program listed or read from, in listing order, as the policy allows. A feeder thread
+keeps a bounded window of background jobs in the fetcher's queue, so demand misses always jump
+ahead, and stops once the byte budget is spent. Objects already cached are only placed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from typing import TYPE_CHECKING
+
+from dvc_stream.fetcher import BACKGROUND, HINT
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
+    from dvc_stream.broker import Broker
+    from dvc_stream.manifest import TrackedFile, TrackedOutput
+
+logger = logging.getLogger(__name__)
+
+FOLLOWS_LISTINGS = {"listed", "auto"}
+FOLLOWS_READS = {"touched", "auto"}
+
+
+class Prefetcher:
+    def __init__(self, broker: Broker, policy: str, budget: int | None):
+        self.broker = broker
+        self.policy = policy
+        self.budget = budget
+        self.window = max(2 * broker.jobs, 8)
+        self._sources: deque[tuple[int, Iterator[TrackedFile]]] = deque()
+        self._seen_dirs: set[tuple[str, str]] = set()
+        self._inflight = 0
+        self._spent = 0
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._feed, name="dvc-stream-prefetch", daemon=True)
+        self._thread.start()
+
+    def listed(self, output: TrackedOutput, reldir: str) -> None:
+        if self.policy in FOLLOWS_LISTINGS:
+            self._add_dir(output, reldir)
+
+    def touched(self, tracked: TrackedFile) -> None:
+        if self.policy in FOLLOWS_READS and tracked.output.isdir:
+            reldir = os.path.relpath(os.path.dirname(tracked.path), tracked.output.path)
+            self._add_dir(tracked.output, "" if reldir == "." else reldir.replace(os.sep, "/"))
+
+    def hint(self, files: Iterable[TrackedFile]) -> None:
+        with self._cond:
+            self._sources.appendleft((HINT, iter(list(files))))
+            self._cond.notify()
+
+    def _add_dir(self, output: TrackedOutput, reldir: str) -> None:
+        key = (output.path, reldir)
+        with self._cond:
+            if key in self._seen_dirs or self._closed:
+                return
+            self._seen_dirs.add(key)
+            self._sources.append((BACKGROUND, _files_in(output, reldir)))
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._sources.clear()
+            self._cond.notify_all()
+        self._thread.join(timeout=10)
+
+    def _budget_left(self) -> bool:
+        return self.budget is None or self._spent < self.budget
+
+    def _next(self) -> tuple[int, TrackedFile] | None:
+        with self._cond:
+            while not self._closed:
+                if self._sources and self._inflight < self.window and self._budget_left():
+                    priority, files = self._sources[0]
+                    tracked = next(files, None)
+                    if tracked is not None:
+                        self._inflight += 1
+                        return priority, tracked
+                    self._sources.popleft()
+                    continue
+                self._cond.wait()
+            return None
+
+    def _feed(self) -> None:
+        with self.broker.thread_context():
+            self._feed_fetcher()
+
+    def _feed_fetcher(self) -> None:
+        while (item := self._next()) is not None:
+            priority, tracked = item
+            try:
+                self._start(priority, tracked)
+            except Exception as exc:
+                logger.debug("prefetch of '%s' failed: %s", tracked.path, exc)
+                self._finished(0)
+
+    def _start(self, priority: int, tracked: TrackedFile) -> None:
+        if os.path.lexists(tracked.path):
+            self._finished(0)
+            return
+        ref = self.broker.ref(tracked)
+        future = self.broker.fetcher.submit(ref, priority)
+
+        def done(fut) -> None:
+            size = 0
+            if fut.exception() is None:
+                self.broker.place_fetched(tracked)
+                size = self.broker.sizes.known(ref.oid) or 0
+            self._finished(size)
+
+        future.add_done_callback(done)
+
+    def _finished(self, size: int) -> None:
+        with self._cond:
+            self._inflight -= 1
+            self._spent += size
+            self._cond.notify()
+
+
+def _files_in(output: TrackedOutput, reldir: str) -> Iterator[TrackedFile]:
+    from dvc_stream.hooks.resolver import FILE
+
+    prefix = f"{reldir}/" if reldir else ""
+    for name, kind in sorted((output.children(reldir) or {}).items()):
+        if kind == FILE and (tracked := output.file(prefix + name)) is not None:
+            yield tracked

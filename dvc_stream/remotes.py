@@ -1,0 +1,76 @@
+"""The remotes a run reads from: one object store per (remote, hash), with a pool sized to match.
+
+``-r`` wins over an output's own ``remote:``, which wins over the default remote, as in
+``dvc pull``. aiobotocore keeps 10 connections per client unless told otherwise; with more
+downloads in flight than that, the rest would wait for a connection, so the pool is raised to
+``jobs`` before the filesystem is first used.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+    from dvc_data.hashfile.db import HashFileDB
+
+logger = logging.getLogger(__name__)
+
+# NOTE: enough requests in flight to keep this many objects per second arriving, given the
+# round trip measured at start-up (Little's law), within these bounds.
+TARGET_OBJECTS_PER_SECOND = 1500
+MAX_JOBS = 128
+
+
+def pull_jobs() -> int:
+    """What ``dvc pull`` runs at once by default: dvc-objects' ``4 * cpu_count``."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def jobs_for_latency(rtt_seconds: float) -> int:
+    wanted = math.ceil(rtt_seconds * TARGET_OBJECTS_PER_SECOND)
+    return max(pull_jobs(), min(MAX_JOBS, wanted))
+
+
+class Remotes:
+    def __init__(self, repo: Repo, override: str | None, pool_size: int):
+        self.repo = repo
+        self.override = override
+        self.pool_size = pool_size
+        self._odbs: dict[tuple[str | None, str], HashFileDB] = {}
+        self._lock = threading.Lock()
+
+    def name_for(self, output_remote: str | None) -> str:
+        name = self.override or output_remote or self.repo.config["core"].get("remote")
+        return name or "default"
+
+    def odb(self, output_remote: str | None, hash_name: str) -> HashFileDB:
+        key = (self.override or output_remote, hash_name)
+        with self._lock:
+            odb = self._odbs.get(key)
+            if odb is None:
+                odb = self.repo.cloud.get_remote_odb(key[0], "stream", hash_name=hash_name)
+                _size_connection_pool(odb, self.pool_size)
+                self._odbs[key] = odb
+        return odb
+
+    def probe(self, output_remote: str | None, hash_name: str) -> float:
+        """Check that the remote answers; return the round trip of one metadata request."""
+        odb = self.odb(output_remote, hash_name)
+        start = time.perf_counter()
+        odb.fs.exists(odb.oid_to_path("0" * 32))
+        return time.perf_counter() - start
+
+
+def _size_connection_pool(odb: HashFileDB, size: int) -> None:
+    fs_args = getattr(odb.fs, "fs_args", None)
+    if not isinstance(fs_args, dict) or "fs" in vars(odb.fs):
+        return
+    config = fs_args.get("config_kwargs")
+    if isinstance(config, dict):
+        config["max_pool_connections"] = max(size, config.get("max_pool_connections") or 0)

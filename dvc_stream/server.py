@@ -1,0 +1,119 @@
+"""Serves the broker to hooked processes over a Unix socket in a private directory.
+
+Only the user who started ``dvc stream`` can connect: the socket lives in a 0700 directory, and
+each connection's peer credentials are checked where the OS reports them (``SO_PEERCRED``).
+Every frame is size-bounded and validated; a malformed request is answered with an error or ends
+that connection, never the broker.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import socket
+import socketserver
+import struct
+import tempfile
+import threading
+from typing import TYPE_CHECKING
+
+from dvc_stream.hooks import protocol
+
+if TYPE_CHECKING:
+    from dvc_stream.broker import Broker
+
+logger = logging.getLogger(__name__)
+
+
+def _peer_uid(sock: socket.socket) -> int | None:
+    peercred = getattr(socket, "SO_PEERCRED", None)
+    if peercred is None:
+        return None
+    creds = sock.getsockopt(socket.SOL_SOCKET, peercred, struct.calcsize("3i"))
+    _pid, uid, _gid = struct.unpack("3i", creds)
+    return uid
+
+
+def _check_path(value: object) -> str:
+    if not isinstance(value, str) or not os.path.isabs(value) or "\0" in value:
+        raise ValueError("'path' must be an absolute path")
+    return os.path.normpath(value)
+
+
+def dispatch(broker: Broker, request: object) -> object:
+    """Answer one decoded request; raises ValueError for a malformed one."""
+    if not isinstance(request, dict) or request.get("op") not in protocol.OPS:
+        raise ValueError("unknown operation")
+    op = request["op"]
+    if op == "hello":
+        exact, prefixes = broker.manifest.candidate_prefixes()
+        return {"exact": exact, "prefixes": prefixes}
+    if op == "prefetch":
+        paths = request.get("paths")
+        if not isinstance(paths, list):
+            raise ValueError("'paths' must be a list")
+        broker.prefetch([_check_path(p) for p in paths])
+        return None
+    path = _check_path(request.get("path"))
+    if op == "lookup":
+        entry = broker.lookup(path)
+        return None if entry is None else entry.__dict__
+    if op == "listdir":
+        return broker.listdir(path)
+    return broker.materialize(path)
+
+
+class _Handler(socketserver.BaseRequestHandler):
+    server: BrokerServer
+
+    def handle(self) -> None:
+        sock: socket.socket = self.request
+        uid = _peer_uid(sock)
+        if uid is not None and uid != os.getuid():
+            logger.warning("refused a connection from uid %d", uid)
+            return
+        while True:
+            try:
+                request = protocol.read_frame(sock, protocol.MAX_REQUEST)
+            except (EOFError, OSError, protocol.ProtocolError):
+                return
+            sock.sendall(protocol.encode(self._answer(request)))
+
+    def _answer(self, request: object) -> dict:
+        try:
+            return {"ok": dispatch(self.server.broker, request)}
+        except ValueError as exc:
+            return {"error": {"errno": errno.EINVAL, "message": f"bad request: {exc}"}}
+        except OSError as exc:
+            return {
+                "error": {"errno": exc.errno or errno.EIO, "message": exc.strerror or str(exc)}
+            }
+        except Exception as exc:
+            logger.exception("dvc stream broker failed on %r", request)
+            return {"error": {"errno": errno.EIO, "message": f"dvc stream: {exc}"}}
+
+
+class BrokerServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, broker: Broker):
+        self.broker = broker
+        self.directory = tempfile.mkdtemp(prefix="dvc-stream-")
+        os.chmod(self.directory, 0o700)
+        self.address = os.path.join(self.directory, "broker.sock")
+        super().__init__(self.address, _Handler)
+        self._thread = threading.Thread(
+            target=self.serve_forever, name="dvc-stream-broker", daemon=True
+        )
+
+    def start(self) -> BrokerServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+        shutil.rmtree(self.directory, ignore_errors=True)

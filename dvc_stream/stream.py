@@ -1,0 +1,153 @@
+"""``dvc stream``: start the broker, run the command under hooks, report, shut down.
+
+The repo lock is never held while the command runs: the broker reads the index and the cache
+without it, as ``dvc status`` does, so the command may itself run ``dvc``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from dvc_stream.errors import DvcStreamError
+from dvc_stream.prefetch_policy import budget_from_env, policy_from_env
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from dvc.repo import Repo
+
+    from dvc_stream.broker import Broker
+
+logger = logging.getLogger(__name__)
+
+HOOKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hooks")
+SITE_DIR = os.path.join(HOOKS_DIR, "site")
+FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+COMMAND_NOT_FOUND = 127
+
+
+def child_env(address: str, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment that installs the hooks in every Python process of the command."""
+    env = dict(os.environ if base is None else base)
+    from dvc_stream.hooks.protocol import ENV_HOOKS_DIR, ENV_SOCKET
+
+    env[ENV_SOCKET] = address
+    env[ENV_HOOKS_DIR] = HOOKS_DIR
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (SITE_DIR, env.get("PYTHONPATH")) if p)
+    return env
+
+
+def run_streaming(
+    repo: Repo,
+    command: list[str],
+    *,
+    remote: str | None = None,
+    jobs: int | None = None,
+    stats_file: str | None = None,
+    prefetch: str | None = None,
+    prefetch_budget: int | None = None,
+    mount: bool = False,
+    mount_targets: list[str] | None = None,
+    quiet: bool = False,
+) -> int:
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise DvcStreamError("no command given: usage is `dvc stream [options] -- command ...`")
+    if shutil.which(command[0]) is None:
+        logger.error("command not found: '%s'", command[0])
+        return COMMAND_NOT_FOUND
+    if jobs is not None and jobs < 1:
+        raise DvcStreamError(f"invalid number of jobs: {jobs}")
+    from dvc_stream.broker import Broker
+
+    broker = Broker(
+        repo,
+        remote=remote,
+        jobs=jobs,
+        prefetch=policy_from_env(prefetch),
+        prefetch_budget=budget_from_env(prefetch_budget),
+    )
+    try:
+        with _serving(broker) as address, _mounted(broker, mount, mount_targets):
+            returncode = _run_child(command, child_env(address))
+    finally:
+        broker.close()
+    _report(broker, stats_file, quiet, returncode)
+    return returncode
+
+
+@contextmanager
+def _serving(broker: Broker) -> Iterator[str]:
+    from dvc_stream.server import BrokerServer
+
+    server = BrokerServer(broker).start()
+    try:
+        yield server.address
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _mounted(broker: Broker, mount: bool, targets: list[str] | None) -> Iterator[None]:
+    if not mount:
+        yield
+        return
+    from dvc_stream.mount import mounted
+
+    with mounted(broker, targets):
+        yield
+
+
+def _run_child(command: list[str], env: dict[str, str]) -> int:
+    """Run the command; Ctrl-C reaches it through the terminal, other signals are forwarded."""
+    try:
+        child = subprocess.Popen(command, env=env)
+    except OSError as exc:
+        raise DvcStreamError(f"failed to run '{command[0]}': {exc.strerror}") from exc
+
+    def forward(signum, _frame):
+        child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
+    # NOTE: a terminal's Ctrl-C already reaches the child, which shares our foreground process
+    # group; forwarding it too would interrupt the child's own clean-up.
+    on_interrupt = signal.SIG_IGN if _terminal_delivers_interrupts() else forward
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_interrupt)
+    try:
+        returncode = child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _terminal_delivers_interrupts() -> bool:
+    try:
+        return os.tcgetpgrp(0) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _report(broker: Broker, stats_file: str | None, quiet: bool, returncode: int) -> None:
+    if stats_file:
+        broker.stats.write_json(
+            stats_file, jobs=broker.jobs, prefetch=broker.prefetcher.policy, exit_code=returncode
+        )
+    if quiet:
+        return
+    from dvc.ui import ui
+
+    ui.error_write(broker.stats.summary())
+    stats = broker.stats
+    if stats.demand_files + stats.prefetched_files + stats.cached_files:
+        ui.error_write(
+            "The workspace now holds part of the tracked data: "
+            "`dvc pull` completes it, `dvc checkout` places what is already in the cache."
+        )
