@@ -179,7 +179,7 @@ class Manifest:
         return found[0].file(found[1]) if found else None
 
     def kind(self, path: str) -> tuple[str, TrackedOutput | None] | None:
-        """``(FILE or DIR, owning output)`` for a tracked path; None if nothing is tracked there."""
+        """``(FILE or DIR, owning output)`` of a tracked path; None if nothing is tracked there."""
         if path in self.ancestors:
             return DIR, None
         found = self.owner(path)

@@ -70,7 +70,7 @@ class SizeIndex:
         odb = unique[0].remote
         paths = [odb.oid_to_path(ref.oid) for ref in unique]
         infos = odb.fs.info(paths, batch_size=self.jobs, return_exceptions=True)
-        for ref, info in zip(unique, infos):
+        for ref, info in zip(unique, infos, strict=True):
             if isinstance(info, FileNotFoundError):
                 continue
             if isinstance(info, BaseException):

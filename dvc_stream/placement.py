@@ -32,7 +32,7 @@ class Placer:
         self._lock = threading.Lock()
 
     def place(self, tracked: TrackedFile) -> bool:
-        """Put ``tracked`` in the workspace from the cache; False if something was already there."""
+        """Put ``tracked`` in the workspace from the cache; False if something is already there."""
         from dvc_data.hashfile.hash_info import HashInfo
         from dvc_objects.fs import generic
         from dvc_objects.fs.local import localfs

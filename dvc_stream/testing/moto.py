@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -33,9 +32,8 @@ class MotoServer:
     def start(self) -> MotoServer:
         from moto.server import ThreadedMotoServer
 
-        # NOTE: moto reads these at request time for signature checks; boto3 clients need them too.
-        os.environ.setdefault("AWS_ACCESS_KEY_ID", CREDENTIALS["aws_access_key_id"])
-        os.environ.setdefault("AWS_SECRET_ACCESS_KEY", CREDENTIALS["aws_secret_access_key"])
+        # NOTE: werkzeug logs every request to stderr unless its logger is configured.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         self.host, self.port = self._server.get_host_and_port()
