@@ -1,0 +1,70 @@
+"""nox sessions: tests on every installed Python, lint, benchmarks, the demo."""
+
+import glob
+import os
+import shutil
+import subprocess
+
+import nox
+
+nox.options.sessions = ["tests", "lint"]
+nox.options.reuse_existing_virtualenvs = True
+
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+
+# NOTE: pyenv's shims fail for versions that are installed but not selected; put each
+# installed version's own bin directory on PATH so that nox finds `python3.X` directly.
+_PYENV_ROOT = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+os.environ["PATH"] = os.pathsep.join(
+    [*sorted(glob.glob(os.path.join(_PYENV_ROOT, "versions", "3.*", "bin"))), os.environ["PATH"]]
+)
+
+
+def _runs(version: str) -> bool:
+    exe = shutil.which(f"python{version}")
+    return bool(exe) and subprocess.run([exe, "-c", ""], capture_output=True).returncode == 0
+
+
+INSTALLED = [v for v in PYTHONS if _runs(v)] or None
+
+
+@nox.session(python=INSTALLED)
+def tests(session: nox.Session) -> None:
+    """The default test run (hooks, stream, append, harness) on each installed Python."""
+    session.install("-e", ".[tests]")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session(python=INSTALLED)
+def hooks(session: nox.Session) -> None:
+    """The hooks alone, in an environment without dvc: they must not need it."""
+    session.install("pytest", "pytest-timeout")
+    session.run(
+        "pytest", "tests/hooks", "-p", "no:cacheprovider", "-o", "addopts=",
+        "--noconftest", *session.posargs,
+        env={"PYTHONPATH": "."},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """The benchmark suite; ``nox -s bench -- --quick`` runs the reduced version."""
+    session.install("-e", ".[tests]")
+    session.run(
+        "pytest", "benchmarks", "--benchmark-only", "-o", "addopts=", "-p", "no:cacheprovider",
+        "--benchmark-json", "benchmarks/results/pytest-benchmark.json", *session.posargs,
+    )
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """The quick-start demo: a moto S3 remote, a fresh clone, `dvc stream` on it."""
+    session.install("-e", ".[tests]")
+    session.run("python", "-m", "dvc_stream.demo", *session.posargs)
