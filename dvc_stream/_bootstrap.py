@@ -46,6 +46,7 @@ def _remove_finder() -> None:
 
 def register_commands(parser_module=None) -> None:
     """Append the ``dvc.commands`` entry points to DVC's command list; safe to call again."""
+    _leave_stream_hooks()
     if parser_module is None:
         import dvc.cli.parser as parser_module
     if getattr(parser_module, "_plugin_commands_registered", False):
@@ -62,6 +63,14 @@ def register_commands(parser_module=None) -> None:
             continue
         if module not in commands:
             commands.append(module)
+
+
+def _leave_stream_hooks() -> None:
+    # NOTE: a `dvc` command run under `dvc stream` must see the real workspace, or it would
+    # hash absent files as present; the hooks were loaded under this private name.
+    hooks = sys.modules.get("_dvc_stream_hooks.patches")
+    if hooks is not None:
+        hooks.uninstall()
 
 
 def _warn(message: str) -> None:
