@@ -4,7 +4,9 @@ The public API is imported lazily: this package is imported at every interpreter
 command bootstrap (``dvc_stream.pth``), which must not pay for importing DVC.
 """
 
-from typing import TYPE_CHECKING, Any
+# NOTE: not `from typing import TYPE_CHECKING`: importing typing would cost every interpreter
+# of the environment several milliseconds at start-up.
+TYPE_CHECKING = False
 
 __all__ = ["append", "install_hooks", "prefetch", "streaming", "uninstall_hooks"]
 
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from dvc_stream.append import append
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'dvc_stream' has no attribute '{name}'")
     from importlib import import_module

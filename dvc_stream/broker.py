@@ -63,6 +63,7 @@ class Broker:
         exact, prefixes = self.manifest.candidate_prefixes()
         self._exact = frozenset(exact)
         self._prefixes = tuple(prefixes)
+        self._fetched: set[str] = set()  # oids downloaded by this run
         self._closed = False
 
     def _default_jobs(self) -> int:
@@ -70,6 +71,7 @@ class Broker:
         if not outputs:
             return pull_jobs()
         first = outputs[0]
+        self.remotes.odb(first.remote, first.out.hash_name)  # raises DVC's own config errors
         try:
             self.remotes.probe(first.remote, first.out.hash_name)
             rtt = self.remotes.probe(first.remote, first.out.hash_name)
@@ -120,7 +122,8 @@ class Broker:
             raise OSError(errno.EIO, str(exc), path) from None
         finally:
             self.stats.add(wait_seconds=time.perf_counter() - start)
-        if was_cached:
+        # NOTE: an object a prefetch brought in before it was placed is counted once, as prefetched.
+        if was_cached and ref.oid not in self._fetched:
             self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
         self.prefetcher.touched(tracked)
         return path
@@ -151,6 +154,7 @@ class Broker:
             logger.debug("could not place prefetched '%s': %s", tracked.path, exc)
 
     def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:
+        self._fetched.add(ref.oid)
         if priority == DEMAND:
             self.stats.add(demand_files=1, demand_bytes=size)
         elif priority in (HINT, BACKGROUND):
