@@ -40,8 +40,14 @@ def hooks(session: nox.Session) -> None:
     """The hooks alone, in an environment without dvc: they must not need it."""
     session.install("pytest", "pytest-timeout")
     session.run(
-        "pytest", "tests/hooks", "-p", "no:cacheprovider", "-o", "addopts=",
-        "--noconftest", *session.posargs,
+        "pytest",
+        "tests/hooks",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        "--confcutdir=tests/hooks",
+        *session.posargs,
         env={"PYTHONPATH": "."},
     )
 
@@ -58,8 +64,16 @@ def bench(session: nox.Session) -> None:
     """The benchmark suite; ``nox -s bench -- --quick`` runs the reduced version."""
     session.install("-e", ".[tests]")
     session.run(
-        "pytest", "benchmarks", "--benchmark-only", "-o", "addopts=", "-p", "no:cacheprovider",
-        "--benchmark-json", "benchmarks/results/pytest-benchmark.json", *session.posargs,
+        "pytest",
+        "benchmarks",
+        "--benchmark-only",
+        "-o",
+        "addopts=",
+        "-p",
+        "no:cacheprovider",
+        "--benchmark-json",
+        "benchmarks/results/pytest-benchmark.json",
+        *session.posargs,
     )
 
 

@@ -1,0 +1,359 @@
+"""The one table of what the hooks patch, and the replacement functions.
+
+Every replacement first calls the original. Only when the original says the path is missing
+(``FileNotFoundError``), or lists a directory that may hold tracked names, does it ask the
+``Resolver``, and only for paths that ``Resolver.is_candidate`` accepts. The local copy wins.
+Standard library only: this module must import without dvc, on Python 3.10 to 3.13.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import types
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from . import _stat, _tracked
+from ._tracked import use_original
+from .resolver import DIR
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .resolver import Resolver
+
+__all__ = ["PATCHES", "Patch", "install", "installed", "original", "uninstall", "use_original"]
+
+_resolver: Resolver | None = None
+# (owner, attribute, value before install or _MISSING); in install order
+_saved: list[tuple[Any, str, Any]] = []
+_MISSING = object()
+
+# NOTE: captured at import, before install(): the hooks' own I/O never goes through the hooks.
+_fspath = os.fspath
+_makedirs = os.makedirs
+
+
+class Patch(NamedTuple):
+    """One entry of ``PATCHES``.
+
+    ``target`` is a module or a class, by import path; ``factory(original, resolver_getter)``
+    returns the replacement of ``target.name``. Functions set on a class are made static.
+    """
+
+    target: str
+    name: str
+    factory: Callable[[Any, Callable[[], Resolver | None]], Any]
+
+
+def _make_open(original: Callable, get: Callable) -> Callable:
+    def open(
+        file,
+        mode="r",
+        buffering=-1,
+        encoding=None,
+        errors=None,
+        newline=None,
+        closefd=True,
+        opener=None,
+    ):
+        if type(mode) is str and ("a" in mode or "x" in mode):
+            _tracked.before_create(file, "x" in mode, get)
+        try:
+            return original(file, mode, buffering, encoding, errors, newline, closefd, opener)
+        except FileNotFoundError:
+            creating = type(mode) is str and ("w" in mode or "a" in mode or "x" in mode)
+            retry = _tracked.retry_path(file, creating, get)
+            if retry is None:
+                raise
+        return original(retry, mode, buffering, encoding, errors, newline, closefd, opener)
+
+    return open
+
+
+def _make_fileio(original: type, get: Callable) -> type:
+    class _Meta(type):
+        def __instancecheck__(cls, obj: object) -> bool:
+            return isinstance(obj, original)
+
+        def __subclasscheck__(cls, sub: type) -> bool:
+            return issubclass(sub, original)
+
+    # NOTE: a subclass, so ``io.FileIO(path)`` can fetch; isinstance checks against the patched
+    # name still accept every real FileIO through the metaclass.
+    class FileIO(original, metaclass=_Meta):
+        def __init__(self, file, mode="r", closefd=True, opener=None):
+            if type(mode) is str and ("a" in mode or "x" in mode):
+                _tracked.before_create(file, "x" in mode, get)
+            try:
+                return original.__init__(self, file, mode, closefd, opener)
+            except FileNotFoundError:
+                creating = type(mode) is str and ("w" in mode or "a" in mode or "x" in mode)
+                retry = _tracked.retry_path(file, creating, get)
+                if retry is None:
+                    raise
+            return original.__init__(self, retry, mode, closefd, opener)
+
+    return FileIO
+
+
+_CREATE_FLAGS = os.O_CREAT | os.O_TRUNC
+
+
+def _make_os_open(original: Callable, get: Callable) -> Callable:
+    def open(path, flags, mode=0o777, *, dir_fd=None):
+        if flags & _CREATE_FLAGS == os.O_CREAT and dir_fd is None:
+            _tracked.before_create(path, bool(flags & os.O_EXCL), get)
+        try:
+            return original(path, flags, mode, dir_fd=dir_fd)
+        except FileNotFoundError:
+            creating = bool(flags & os.O_CREAT)
+            retry = None if dir_fd is not None else _tracked.retry_path(path, creating, get)
+            if retry is None:
+                raise
+        return original(retry, flags, mode)
+
+    return open
+
+
+# -- metadata -----------------------------------------------------------------------------------
+
+
+def _make_stat(original: Callable, get: Callable) -> Callable:
+    def stat(path, *, dir_fd=None, follow_symlinks=True):
+        try:
+            if dir_fd is None and follow_symlinks is True:
+                return original(path)
+            return original(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+        except FileNotFoundError:
+            if dir_fd is None:
+                result = _tracked.tracked_stat(path, get)
+                if result is not None:
+                    return result
+            raise
+
+    return stat
+
+
+def _make_lstat(original: Callable, get: Callable) -> Callable:
+    def lstat(path, *, dir_fd=None):
+        try:
+            if dir_fd is None:
+                return original(path)
+            return original(path, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if dir_fd is None:
+                result = _tracked.tracked_stat(path, get)
+                if result is not None:
+                    return result
+            raise
+
+    return lstat
+
+
+def _make_access(original: Callable, get: Callable) -> Callable:
+    def access(path, mode, *, dir_fd=None, effective_ids=False, follow_symlinks=True):
+        kwargs = {"dir_fd": dir_fd, "effective_ids": effective_ids}
+        if original(path, mode, follow_symlinks=follow_symlinks, **kwargs):
+            return True
+        if dir_fd is not None:
+            return False
+        try:
+            found = _tracked.absent_entry(path, get)
+            if found is None or _tracked.present(found[0]):
+                return False  # untracked, or present locally: the original's answer stands
+        except OSError:
+            return False
+        entry = found[1]
+        return not (mode & os.X_OK) or entry.type == DIR or entry.isexec
+
+    return access
+
+
+def _make_chdir(original: Callable, get: Callable) -> Callable:
+    def chdir(path):
+        try:
+            return original(path)
+        except FileNotFoundError:
+            found = _tracked.absent_entry(path, get)
+            if found is None or found[1].type != DIR:
+                raise
+            with _tracked.Guard():
+                _makedirs(found[0], exist_ok=True)
+        return original(path)
+
+    return chdir
+
+
+# -- listings -----------------------------------------------------------------------------------
+
+
+def _make_listdir(original: Callable, get: Callable) -> Callable:
+    def listdir(path=None):
+        try:
+            names = original(path)
+        except FileNotFoundError:
+            tracked = _tracked.tracked_names(path, get)
+            if tracked is None:
+                raise
+            return sorted(tracked[1])
+        tracked = _tracked.tracked_names(path, get)
+        if tracked is not None:
+            names += _stat.missing_names(tracked[1], names)
+        return names
+
+    return listdir
+
+
+def _fake_entries(path: Any, abs_path: str, names: list[str], tracked: dict) -> list:
+    top = "." if path is None else _fspath(path)
+    return [_stat.FakeDirEntry(top, n, tracked[n], abs_path, _tracked.stat_now) for n in names]
+
+
+def _make_scandir(original: Callable, get: Callable) -> Callable:
+    def scandir(path=None):
+        try:
+            entries = original(path)
+        except FileNotFoundError:
+            tracked = _tracked.tracked_names(path, get)
+            if tracked is None:
+                raise
+            abs_path, names = tracked
+            return _stat.MergedScandir(_fake_entries(path, abs_path, sorted(names), names))
+        tracked = _tracked.tracked_names(path, get)
+        if tracked is None:
+            return entries
+        with entries:
+            local = list(entries)
+        abs_path, names = tracked
+        missing = _stat.missing_names(names, [entry.name for entry in local])
+        return _stat.MergedScandir(local + _fake_entries(path, abs_path, missing, names))
+
+    return scandir
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+PATCHES: list[Patch] = [
+    Patch("builtins", "open", _make_open),
+    Patch("io", "open", _make_open),
+    Patch("io", "FileIO", _make_fileio),
+    Patch("os", "open", _make_os_open),
+    Patch("os", "stat", _make_stat),
+    Patch("os", "lstat", _make_lstat),
+    Patch("os", "access", _make_access),
+    Patch("os", "listdir", _make_listdir),
+    Patch("os", "scandir", _make_scandir),
+    Patch("os", "chdir", _make_chdir),
+    # NOTE: os.path.*, os.walk, glob.glob, shutil.copy* and (3.11+) pathlib look these os/io
+    # names up at call time, so they need no entries of their own.
+]
+"""Everything the hooks patch, in install order (``uninstall`` goes in reverse)."""
+
+if sys.version_info < (3, 11):
+    # 3.10: Path methods go through pathlib._NormalAccessor, whose class attributes are the
+    # os/io functions as they were when pathlib was imported.
+    PATCHES += [
+        Patch("pathlib._NormalAccessor", "stat", _make_stat),
+        Patch("pathlib._NormalAccessor", "open", _make_open),
+        Patch("pathlib._NormalAccessor", "listdir", _make_listdir),
+        Patch("pathlib._NormalAccessor", "scandir", _make_scandir),
+    ]
+if sys.version_info >= (3, 13):
+    # 3.13: Path.glob/rglob use glob._StringGlobber, which keeps its own os.lstat/os.scandir.
+    # pathlib._local itself calls os.* and io.open at call time.
+    PATCHES += [
+        Patch("glob._StringGlobber", "lstat", _make_lstat),
+        Patch("glob._StringGlobber", "scandir", _make_scandir),
+    ]
+
+
+# -- install / uninstall ------------------------------------------------------------------------
+
+
+def _resolve(target: str) -> Any:
+    parts = target.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for part in parts[cut:]:
+            obj = getattr(obj, part)
+        return obj
+    raise ImportError(target)
+
+
+def _current_resolver() -> Resolver | None:
+    return _resolver
+
+
+def _raw(owner: Any, name: str) -> Any:
+    if isinstance(owner, type):
+        return vars(owner).get(name, _MISSING)
+    return getattr(owner, name, _MISSING)
+
+
+def _unwrap(value: Any) -> Any:
+    return value.__func__ if isinstance(value, staticmethod) else value
+
+
+def install(resolver: Resolver) -> None:
+    """Apply every patch of ``PATCHES`` for ``resolver``; again: switch to ``resolver``."""
+    global _resolver
+    _resolver = resolver
+    if _saved:
+        return
+    try:
+        _apply_all()
+    except BaseException:
+        uninstall()
+        raise
+
+
+def _apply_all() -> None:
+    made: dict[tuple[Any, int], Any] = {}  # one replacement per (factory, original)
+    for patch in PATCHES:
+        owner = _resolve(patch.target)
+        raw = _raw(owner, patch.name)
+        original = _unwrap(raw)
+        key = (patch.factory, id(original))
+        if key not in made:
+            made[key] = patch.factory(original, _current_resolver)
+        replacement = made[key]
+        if isinstance(owner, type) and isinstance(replacement, types.FunctionType):
+            replacement = staticmethod(replacement)
+        _saved.append((owner, patch.name, raw))
+        setattr(owner, patch.name, replacement)
+
+
+def uninstall() -> None:
+    """Restore every original, in reverse order, exactly as it was."""
+    global _resolver
+    while _saved:
+        owner, name, raw = _saved.pop()
+        if raw is _MISSING:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, raw)
+    _resolver = None
+
+
+def installed() -> bool:
+    return bool(_saved)
+
+
+def original(name: str) -> Any:
+    """The original of a patched attribute by dotted name, e.g. ``original("os.stat")``."""
+    target, _, attr = name.rpartition(".")
+    for owner, saved_name, raw in _saved:
+        if saved_name == attr and _qualname(owner) == target:
+            return _unwrap(raw)
+    return _unwrap(_raw(_resolve(target), attr))
+
+
+def _qualname(owner: Any) -> str:
+    if isinstance(owner, types.ModuleType):
+        return owner.__name__
+    return f"{owner.__module__}.{owner.__qualname__}"
