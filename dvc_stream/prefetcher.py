@@ -33,7 +33,9 @@ class Prefetcher:
         self.broker = broker
         self.policy = policy
         self.budget = budget
-        self.window = max(2 * broker.jobs, 8)
+        # NOTE: background jobs never fill every worker: a quarter stays free for demand misses,
+        # which would otherwise queue behind prefetches at the server, if not in our queue.
+        self.window = max(broker.jobs - max(2, broker.jobs // 4), 2)
         self._sources: deque[tuple[int, Iterator[TrackedFile]]] = deque()
         self._seen_dirs: set[tuple[str, str]] = set()
         self._inflight = 0

@@ -1,0 +1,146 @@
+"""Helpers shared by the benchmark modules: timed child processes, cold starts, records."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+TRAIN = HERE / "train.py"
+RESULTS = Path(os.environ.get("DVC_STREAM_BENCH_RESULTS") or HERE / "results")
+
+# Filled by the benchmarks, written out by conftest.pytest_sessionfinish.
+RECORDS: list[dict] = []
+MICRO: list[dict] = []
+
+
+@dataclass
+class Proc:
+    """What one child process cost: wall time, rc, output, rusage of it and its descendants."""
+
+    args: list[str]
+    rc: int
+    wall_s: float
+    stdout: str
+    stderr: str
+    cpu_s: float
+    maxrss_mb: float
+
+
+# NOTE: a child forked from this (big) pytest process inherits its RSS high-water mark across
+# exec (Linux accounts the pre-exec mm), so ru_maxrss measured directly would be the harness's.
+# A tiny wrapper interpreter runs the command and reports RUSAGE_CHILDREN: peak RSS of the
+# biggest descendant, CPU of all of them, none of its own.
+_WRAPPER = """\
+import json, resource, subprocess, sys
+rc = subprocess.call(sys.argv[2:])
+u = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(sys.argv[1], "w") as f:
+    json.dump({"cpu_s": u.ru_utime + u.ru_stime, "maxrss_kb": u.ru_maxrss}, f)
+sys.exit(rc)
+"""
+
+
+def run_measured(args: list[str], cwd: Path, env: dict, timeout: float = 3600) -> Proc:
+    """Run ``args`` under the rusage wrapper; returns its wall time, output and rusage."""
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    out_path = cwd.parent / f".bench-out-{tag}"
+    err_path = cwd.parent / f".bench-err-{tag}"
+    usage_path = cwd.parent / f".bench-usage-{tag}.json"
+    wrapped = [sys.executable, "-S", "-c", _WRAPPER, str(usage_path), *args]
+    with open(out_path, "w+b") as out, open(err_path, "w+b") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            wrapped, cwd=cwd, env=env, stdout=out, stderr=err, start_new_session=True
+        )
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            rc = proc.wait()
+        wall = time.perf_counter() - start
+        out.seek(0)
+        err.seek(0)
+        stdout = out.read().decode(errors="replace")
+        stderr = err.read().decode(errors="replace")
+    usage = json.loads(usage_path.read_text()) if usage_path.exists() else {}
+    for path in (out_path, err_path, usage_path):
+        path.unlink(missing_ok=True)
+    return Proc(
+        args=args,
+        rc=rc,
+        wall_s=wall,
+        stdout=stdout,
+        stderr=stderr,
+        cpu_s=usage.get("cpu_s", float("nan")),
+        maxrss_mb=usage.get("maxrss_kb", float("nan")) / 1024.0,
+    )
+
+
+def check(proc: Proc) -> Proc:
+    if proc.rc != 0:
+        shown = proc.args[2:] if proc.args[0] == sys.executable else proc.args
+        raise AssertionError(
+            f"command failed (rc={proc.rc}): {shown}\n--- stdout ---\n{proc.stdout[-4000:]}"
+            f"\n--- stderr ---\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+def dvc_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *args]
+
+
+def last_json(text: str) -> dict:
+    for line in reversed(text.strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            return json.loads(line)
+    raise AssertionError(f"no JSON result in output:\n{text[-4000:]}")
+
+
+def self_cpu() -> float:
+    """CPU time of this process: the moto server and the proxy run on its threads."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class Aggregate:
+    """Per-run metrics of one scenario x mode, reduced to medians and spreads."""
+
+    runs: list[dict] = field(default_factory=list)
+
+    def add(self, metrics: dict) -> None:
+        self.runs.append(metrics)
+
+    def median(self, key: str) -> float | None:
+        values = [r[key] for r in self.runs if r.get(key) is not None]
+        return statistics.median(values) if values else None
+
+    def spread(self, key: str) -> tuple[float | None, float | None]:
+        values = [r[key] for r in self.runs if r.get(key) is not None]
+        return (min(values), max(values)) if values else (None, None)
+
+    def record(self, **base) -> dict:
+        keys: list[str] = []
+        for run in self.runs:
+            keys += [k for k in run if k not in keys and isinstance(run[k], (int, float))]
+        rec = dict(base)
+        rec["runs"] = len(self.runs)
+        for key in keys:
+            value = self.median(key)
+            rec[key] = round(value, 4) if isinstance(value, float) else value
+        for key in ("epoch_s", "ttfb_s"):
+            lo, hi = self.spread(key)
+            rec[f"{key}_min"] = None if lo is None else round(lo, 4)
+            rec[f"{key}_max"] = None if hi is None else round(hi, 4)
+        return rec

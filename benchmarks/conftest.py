@@ -1,0 +1,213 @@
+"""Options, shared fixtures and the end-of-session summary of the benchmark suite."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from bench_lib import MICRO, RECORDS, RESULTS
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dvc-stream benchmarks")
+    group.addoption(
+        "--quick",
+        action="store_true",
+        default=False,
+        help="reduced datasets and one run per case (the whole suite in a few minutes)",
+    )
+    group.addoption(
+        "--rtt-ms", type=float, default=20.0, help="round trip added by the proxy (default 20)"
+    )
+    group.addoption(
+        "--bandwidth-mbit",
+        type=float,
+        default=None,
+        help="downstream bandwidth cap of the proxy (default: none)",
+    )
+    group.addoption(
+        "--bench-rounds", type=int, default=None, help="runs per case (default 3, 1 with --quick)"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # NOTE: the project's ini sets a 300 s per-test timeout; a full-size case runs 3 cold epochs.
+    for item in items:
+        item.add_marker(pytest.mark.timeout(7200))
+
+
+@dataclass
+class BenchConfig:
+    quick: bool
+    rtt_ms: float
+    bandwidth_mbit: float | None
+    rounds: int
+
+
+@pytest.fixture(scope="session")
+def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
+    from test_epoch import ROUNDS
+
+    quick = pytestconfig.getoption("--quick")
+    rounds = pytestconfig.getoption("--bench-rounds") or (1 if quick else ROUNDS)
+    return BenchConfig(
+        quick=quick,
+        rtt_ms=pytestconfig.getoption("--rtt-ms"),
+        bandwidth_mbit=pytestconfig.getoption("--bandwidth-mbit"),
+        rounds=rounds,
+    )
+
+
+@pytest.fixture(scope="session")
+def proxy(moto_server, bench_config):
+    """The latency proxy in front of the session's moto server."""
+    from dvc_stream.testing import LatencyProxy
+
+    with LatencyProxy(
+        moto_server.host,
+        moto_server.port,
+        rtt_ms=bench_config.rtt_ms,
+        bandwidth_mbit=bench_config.bandwidth_mbit,
+    ) as p:
+        yield p
+
+
+@pytest.fixture(scope="session")
+def scenario_repo(moto_server, proxy, tmp_path_factory):
+    """``scenario_repo(name, conf)``: a clone (pulled nothing) of a repo whose dataset is pushed.
+
+    The origin pushes straight to moto; the clone reaches the remote through the proxy.
+    Built once per scenario and session.
+    """
+    from dvc_stream.testing import make_repo
+
+    repos = {}
+
+    def get(name: str, conf: dict):
+        if name not in repos:
+            base = tmp_path_factory.mktemp(f"scenario-{name}")
+            origin = make_repo(base / "origin", moto_server)
+            origin.make_dataset(
+                "data/images",
+                nfiles=conf["nfiles"],
+                size=conf["size"],
+                depth=1,
+                fanout=conf["fanout"],
+                push=True,
+            )
+            clone = origin.clone(base / "clone")
+            clone.set_endpoint(proxy.endpoint_url)
+            repos[name] = clone
+        return repos[name]
+
+    return get
+
+
+# -- summary -------------------------------------------------------------------------------
+
+
+def _fmt(value, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _mb(value) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f}"
+
+
+def _epoch_tables(records: list[dict]) -> list[str]:
+    lines: list[str] = []
+    by_scenario: dict[str, list[dict]] = {}
+    for rec in records:
+        by_scenario.setdefault(rec["scenario"], []).append(rec)
+    for name, recs in by_scenario.items():
+        first = recs[0]
+        pull = next((r for r in recs if r["mode"] == "pull"), None)
+        lines += [
+            f"### {name}: {first['nfiles']} files x {first['file_size'] // 1024} KB, "
+            f"RTT {first['rtt_ms']:g} ms"
+            + (f", {first['bandwidth_mbit']:g} Mbit/s" if first.get("bandwidth_mbit") else "")
+            + f", {first['runs']} run(s)",
+            "",
+            "| mode | ttfb s | epoch s (min-max) | epoch / pull | fetch s | checkout s "
+            "| warm epoch s | MB fetched | requests | peak RSS MB | CPU s | server CPU s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in recs:
+            ratio = r["epoch_s"] / pull["epoch_s"] if pull and pull.get("epoch_s") else None
+            lines.append(
+                f"| {r['mode']} | {_fmt(r['ttfb_s'])} | {_fmt(r['epoch_s'])} "
+                f"({_fmt(r['epoch_s_min'])}-{_fmt(r['epoch_s_max'])}) | {_fmt(ratio)} "
+                f"| {_fmt(r.get('fetch_s'))} | {_fmt(r.get('checkout_s'))} "
+                f"| {_fmt(r.get('warm_epoch_s'))} | {_mb(r.get('bytes_fetched'))} "
+                f"| {_fmt(r.get('requests'))} | {_fmt(r.get('peak_rss_mb'), 0)} "
+                f"| {_fmt(r.get('cpu_s'), 1)} | {_fmt(r.get('server_cpu_s'), 1)} |"
+            )
+        lines.append("")
+    return lines
+
+
+def _sweep_table(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    modes = list(dict.fromkeys(r["mode"] for r in records))
+    rtts = sorted({r["rtt_ms"] for r in records})
+    first = records[0]
+    lines = [
+        f"### RTT sweep, small scenario ({first['nfiles']} files x "
+        f"{first['file_size'] // 1024} KB), first epoch from a cold start, seconds",
+        "",
+        "| RTT ms | " + " | ".join([*modes, *(f"{m} / pull" for m in modes[1:])]) + " |",
+        "|---|" + "---|" * (2 * len(modes) - 1),
+    ]
+    for rtt in rtts:
+        row = {r["mode"]: r for r in records if r["rtt_ms"] == rtt}
+        pull = row.get("pull", {}).get("epoch_s")
+        cells = [_fmt(row.get(m, {}).get("epoch_s")) for m in modes]
+        ratios = [_fmt(row[m]["epoch_s"] / pull) if pull and m in row else "-" for m in modes[1:]]
+        lines.append(f"| {rtt:g} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
+    lines += ["", "A ratio below 1.00 means that mode finished the first epoch before `pull`.", ""]
+    return lines
+
+
+def _micro_table(records: list[dict]) -> list[str]:
+    if not records:
+        return []
+    lines = ["### Micro-benchmarks", "", "| case | result | detail |", "|---|---|---|"]
+    for r in records:
+        lines.append(f"| {r['case']} | {r['result']} | {r.get('detail', '')} |")
+    lines.append("")
+    return lines
+
+
+def write_summary(records: list[dict], micro: list[dict], out_dir: Path) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "summary.json").write_text(
+        json.dumps(records + micro, indent=2, sort_keys=False) + "\n"
+    )
+    epoch = [r for r in records if r.get("kind") == "epoch"]
+    sweep = [r for r in records if r.get("kind") == "rtt-sweep"]
+    quick = any(r.get("quick") for r in records)
+    lines = [
+        "# dvc-stream benchmark summary" + (" (--quick)" if quick else ""),
+        "",
+        "Cold start for every run (workspace data, `.dvc/cache`, site cache wiped); moto S3 on "
+        "127.0.0.1 behind the latency proxy. Medians over the runs. `ttfb`/`epoch`: from the "
+        "cold start to the first batch / the end of the first epoch, pull included. "
+        "`dvc-api` reads through one `DVCFileSystem` per worker (`fs.open`, what "
+        "`dvc.api.open` calls); per-file `dvc.api.open` is in the micro-benchmarks. "
+        "See benchmarks/README.md.",
+        "",
+    ]
+    lines += _epoch_tables(epoch) + _sweep_table(sweep) + _micro_table(micro)
+    (out_dir / "summary.md").write_text("\n".join(lines))
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if RECORDS or MICRO:
+        write_summary(RECORDS, MICRO, RESULTS)

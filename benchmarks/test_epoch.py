@@ -1,0 +1,253 @@
+"""First epoch from a cold start: ``dvc pull`` then train, vs ``dvc stream``, vs ``dvc.api``.
+
+Edit ``SCENARIOS`` (and ``QUICK`` for ``--quick``) to change what is measured. Every measured
+run starts cold: workspace data, ``.dvc/cache`` and DVC's site cache are wiped, and the remote is
+reached through the latency proxy. See ``benchmarks/README.md`` for what each number means.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import pytest
+from bench_lib import (
+    RECORDS,
+    TRAIN,
+    Aggregate,
+    check,
+    dvc_cmd,
+    last_json,
+    run_measured,
+    self_cpu,
+)
+
+KB = 1024
+
+# name -> dataset shape, training loop, and the modes measured on it
+SCENARIOS: dict[str, dict] = {
+    "small": {
+        "nfiles": 5000,
+        "size": 8 * KB,
+        "fanout": 10,  # files spread round-robin over this many dirs d0, d1, ...
+        "batch": 64,
+        "sleep_ms": 5,
+        "train_classes": None,  # None: the whole directory
+        "modes": ["pull", "stream-naive", "stream", "dvc-api"],
+    },
+    "large": {
+        "nfiles": 600,
+        "size": 512 * KB,
+        "fanout": 6,
+        "batch": 16,
+        "sleep_ms": 150,
+        "train_classes": None,
+        "modes": ["pull", "stream-naive", "stream", "dvc-api"],
+    },
+    "subset": {
+        "nfiles": 50 * 100,
+        "size": 64 * KB,
+        "fanout": 50,  # 50 class dirs d0..d49 of 100 files each
+        "batch": 32,
+        "sleep_ms": 20,
+        "train_classes": 5,  # train on d0..d4
+        "modes": ["pull", "pull-subset", "stream-naive", "stream", "dvc-api"],
+    },
+}
+# --quick: these keys override SCENARIOS
+QUICK: dict[str, dict] = {
+    "small": {"nfiles": 600},
+    "large": {"nfiles": 100},
+    "subset": {"nfiles": 20 * 50, "fanout": 20, "train_classes": 2},
+}
+ROUNDS = 3  # runs per scenario x mode (1 with --quick); the record holds the median
+WORKERS = 2  # DataLoader-like pool size in train.py
+RTT_SWEEP = [0, 20, 50]  # ms, small scenario only
+SWEEP_MODES = ["pull", "stream-naive", "stream"]
+DATA = "data/images"
+
+
+def scenario(name: str, quick: bool) -> dict:
+    conf = dict(SCENARIOS[name])
+    if quick:
+        conf.update(QUICK.get(name, {}))
+    return conf
+
+
+def classes_of(conf: dict) -> list[str]:
+    return [f"d{i}" for i in range(conf["train_classes"] or 0)]
+
+
+def train_args(conf: dict, epochs: int, reader: str = "open") -> list[str]:
+    args = [
+        sys.executable,
+        str(TRAIN),
+        "--data",
+        DATA,
+        "--batch",
+        str(conf["batch"]),
+        "--sleep-ms",
+        str(conf["sleep_ms"]),
+        "--workers",
+        str(WORKERS),
+        "--epochs",
+        str(epochs),
+        "--reader",
+        reader,
+    ]
+    classes = classes_of(conf)
+    if classes:
+        args += ["--classes", *classes]
+    return args
+
+
+def run_mode(repo, proxy, conf: dict, mode: str, epochs: int, stats_dir) -> dict:
+    """One cold-started run of ``mode``; returns its metrics. The caller wiped the repo."""
+    env, cwd = repo.env, repo.root
+    procs = []
+    metrics: dict = {}
+    proxy.reset_counters()
+    server_cpu0 = self_cpu()
+    t0 = time.time()
+    if mode in ("pull", "pull-subset"):
+        targets = [f"{DATA}/{c}" for c in classes_of(conf)] if mode == "pull-subset" else []
+        fetch = check(run_measured(dvc_cmd("fetch", "-q", *targets), cwd, env))
+        checkout = check(run_measured(dvc_cmd("checkout", "-q", *targets), cwd, env))
+        procs += [fetch, checkout]
+        metrics.update(
+            fetch_s=fetch.wall_s, checkout_s=checkout.wall_s, pull_s=fetch.wall_s + checkout.wall_s
+        )
+        dvc_procs = [fetch, checkout]
+        train = check(run_measured(train_args(conf, epochs), cwd, env))
+        procs.append(train)
+    elif mode in ("stream", "stream-naive"):
+        stats_file = stats_dir / f"stats-{mode}-{time.monotonic_ns()}.json"
+        opts = ["--prefetch", "none"] if mode == "stream-naive" else []
+        cmd = dvc_cmd("stream", *opts, "--stats", str(stats_file), "--", *train_args(conf, epochs))
+        train = check(run_measured(cmd, cwd, env))
+        procs.append(train)
+        dvc_procs = [train]
+        if stats_file.exists():
+            stats = json.loads(stats_file.read_text())
+            metrics.update({f"stream_{k}": v for k, v in stats.items() if k != "_lock"})
+    elif mode == "dvc-api":
+        # NOTE: one DVCFileSystem per worker: per-file dvc.api.open costs 0.5-2 s here (it opens
+        # the repo, builds the index and a new S3 session per call); test_micro measures it.
+        train = check(run_measured(train_args(conf, 1, reader="dvc-fs"), cwd, env))
+        procs.append(train)
+        dvc_procs = [train]
+    else:
+        raise ValueError(mode)
+    result = last_json(train.stdout)
+    metrics.update(
+        ttfb_s=result["first_batch_ts"] - t0,
+        epoch_s=result["epoch_end_ts"] - t0,
+        program_ttfb_s=result["ttfb_s"],
+        program_epoch_s=result["epoch_s"],
+        warm_epoch_s=result["epochs_s"][1] if len(result["epochs_s"]) > 1 else None,
+        files=result["files"],
+        bytes_read=result["bytes"],
+        bytes_fetched=proxy.bytes_down,
+        requests=proxy.requests,
+        peak_rss_mb=max(p.maxrss_mb for p in dvc_procs),
+        cpu_s=sum(p.cpu_s for p in procs),
+        server_cpu_s=self_cpu() - server_cpu0,
+        wall_s=sum(p.wall_s for p in procs),
+    )
+    assert result["files"] > 0
+    return metrics
+
+
+def _measure(benchmark, repo, proxy, conf, mode, rounds, epochs, tmp_path, base: dict) -> dict:
+    agg = Aggregate()
+
+    def cold_start():
+        repo.wipe()
+
+    def run():
+        agg.add(run_mode(repo, proxy, conf, mode, epochs, tmp_path))
+
+    benchmark.pedantic(run, setup=cold_start, rounds=rounds, iterations=1)
+    record = agg.record(**base)
+    benchmark.extra_info.update(record)
+    RECORDS.append(record)
+    return record
+
+
+def _cases():
+    for name, conf in SCENARIOS.items():
+        for mode in conf["modes"]:
+            yield pytest.param(name, mode, id=f"{name}-{mode}")
+
+
+@pytest.mark.parametrize(("name", "mode"), list(_cases()))
+def test_first_epoch(benchmark, bench_config, scenario_repo, proxy, tmp_path, name, mode):
+    conf = scenario(name, bench_config.quick)
+    repo = scenario_repo(name, conf)
+    benchmark.group = f"epoch-{name}"
+    _measure(
+        benchmark,
+        repo,
+        proxy,
+        conf,
+        mode,
+        bench_config.rounds,
+        epochs=2,
+        tmp_path=tmp_path,
+        base={
+            "kind": "epoch",
+            "scenario": name,
+            "mode": mode,
+            "rtt_ms": proxy.rtt_ms,
+            "bandwidth_mbit": proxy.bandwidth_mbit,
+            "nfiles": conf["nfiles"],
+            "file_size": conf["size"],
+            "quick": bench_config.quick,
+        },
+    )
+
+
+@pytest.mark.parametrize("mode", SWEEP_MODES)
+@pytest.mark.parametrize("rtt", RTT_SWEEP)
+def test_rtt_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, rtt, mode):
+    conf = scenario("small", bench_config.quick)
+    base = {
+        "kind": "rtt-sweep",
+        "scenario": "small",
+        "mode": mode,
+        "rtt_ms": rtt,
+        "bandwidth_mbit": proxy.bandwidth_mbit,
+        "nfiles": conf["nfiles"],
+        "file_size": conf["size"],
+        "quick": bench_config.quick,
+    }
+    done = [
+        r
+        for r in RECORDS
+        if r["kind"] == "epoch" and r["scenario"] == "small" and r["mode"] == mode
+    ]
+    if rtt == proxy.rtt_ms and done:  # measured by test_first_epoch in this session
+        RECORDS.append({**done[0], **base, "reused": "test_first_epoch"})
+        benchmark.extra_info.update(RECORDS[-1])
+        benchmark.pedantic(lambda: None, rounds=1, iterations=1)
+        benchmark.group = f"rtt-sweep-small-{rtt}ms (reused; not a measurement)"
+        return
+    repo = scenario_repo("small", conf)
+    benchmark.group = f"rtt-sweep-small-{rtt}ms"
+    saved = proxy.rtt_ms
+    proxy.rtt_ms = rtt  # the proxy reads it for every chunk
+    try:
+        _measure(
+            benchmark,
+            repo,
+            proxy,
+            conf,
+            mode,
+            bench_config.rounds,
+            epochs=1,
+            tmp_path=tmp_path,
+            base=base,
+        )
+    finally:
+        proxy.rtt_ms = saved
