@@ -122,7 +122,7 @@ class Broker:
             raise OSError(errno.EIO, str(exc), path) from None
         finally:
             self.stats.add(wait_seconds=time.perf_counter() - start)
-        # NOTE: an object a prefetch brought in before it was placed is counted once, as prefetched.
+        # NOTE: an object that a prefetch brought in before it was placed counts as prefetched.
         if was_cached and ref.oid not in self._fetched:
             self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
         self.prefetcher.touched(tracked)

@@ -1,8 +1,10 @@
 """Push exactly the objects of an append: new file objects first, their ``.dir`` tree last.
 
 DVC's own push checks every entry of a tree against the remote (or lists the remote). Here the
-caller already knows which objects are new, so the requests depend only on how many there are:
-one existence check per object, one upload per missing object.
+caller already knows which objects are new, so the requests depend only on how many there are.
+Small objects are uploaded without asking first (a PUT costs about what a HEAD costs, and
+s3fs's ``exists`` of a missing key is a HEAD plus a LIST); large ones are checked first so that
+content the remote already has is not sent again.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CHECK_EXISTS_MIN_SIZE = 1 << 20
+
 
 class PushError(DvcStreamError):
     """Some objects could not be uploaded; they stay in the local cache."""
@@ -40,19 +44,23 @@ def push_objects(
     jobs: int | None = None,
     callback: Callback = DEFAULT_CALLBACK,
 ) -> int:
-    """Upload the objects ``oids`` and then the tree ``tree_oid`` if ``remote`` lacks them.
+    """Upload the objects ``oids`` that ``remote`` may lack, then the tree ``tree_oid``.
 
     The tree goes last, so a remote never holds a ``.dir`` whose new entries are missing.
     Returns how many objects were uploaded; raises PushError naming those that failed.
     """
     wanted = sorted(set(oids))
-    present = set(remote.list_oids_exists([*wanted, tree_oid], jobs=jobs))
+    large = [oid for oid in wanted if _size(cache, oid) >= CHECK_EXISTS_MIN_SIZE]
+    present = set(remote.list_oids_exists(large, jobs=jobs)) if large else set()
     missing = [oid for oid in wanted if oid not in present]
     logger.debug("pushing %d of %d new objects to '%s'", len(missing), len(wanted), remote.path)
     pushed = _upload(cache, remote, missing, jobs=jobs, callback=callback)
-    if tree_oid not in present:
-        pushed += _upload(cache, remote, [tree_oid], jobs=jobs, callback=callback)
-    return pushed
+    # NOTE: the tree is new by construction (it differs from the old one), so it is not checked.
+    return pushed + _upload(cache, remote, [tree_oid], jobs=jobs, callback=callback)
+
+
+def _size(cache: HashFileDB, oid: str) -> int:
+    return cache.fs.size(cache.oid_to_path(oid))
 
 
 def _upload(

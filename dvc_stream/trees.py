@@ -36,20 +36,37 @@ def remote_odb(out: Output, remote: str | None = None, command: str = "fetch") -
     return out.repo.cloud.get_remote_odb(remote or out.remote, command, hash_name=out.hash_name)
 
 
-def read_dir_object(out: Output, remote: HashFileDB | None = None) -> bytes:
-    """The raw ``.dir`` object of a directory output; fetched into the cache if it is not there.
+def read_dir_object(out: Output, remote: str | None = None, *, cache: bool = True) -> bytes:
+    """The raw ``.dir`` object of a directory output, from the cache or else the remote.
 
-    Only this one object is downloaded, and it is checked against its md5 before it is cached.
+    Only this one object is downloaded, and it is checked against its md5; with ``cache``, it is
+    then added to the cache.
     """
     oid = out.hash_info.value
-    cache = out.cache
-    cache_path = cache.oid_to_path(oid)
+    cache_path = out.cache.oid_to_path(oid)
     try:
         with open(cache_path, "rb") as fobj:
             return fobj.read()
     except FileNotFoundError:
         pass
-    odb = remote or remote_odb(out)
+    raw = _fetch_dir_object(out, remote)
+    if cache:
+        out.cache.add_bytes(oid, raw)
+        out.cache.protect(cache_path)
+    return raw
+
+
+def _fetch_dir_object(out: Output, remote: str | None) -> bytes:
+    from dvc.config import NoRemoteError
+
+    oid = out.hash_info.value
+    try:
+        odb = remote_odb(out, remote)
+    except NoRemoteError:
+        raise ManifestError(
+            f"the tree of '{out}' ({oid}) is not in the cache and no remote is set",
+            str(out),
+        ) from None
     try:
         raw = odb.fs.cat_file(odb.oid_to_path(oid))
     except FileNotFoundError:
@@ -58,8 +75,6 @@ def read_dir_object(out: Output, remote: HashFileDB | None = None) -> bytes:
         ) from None
     if hashlib.md5(raw).hexdigest() != oid.removesuffix(".dir"):
         raise ManifestError(f"the tree object {oid} of '{out}' is corrupted on the remote")
-    cache.add_bytes(oid, raw)
-    cache.protect(cache_path)
     return raw
 
 
@@ -102,19 +117,19 @@ def check_relpaths(relpaths: list[str], where: str) -> None:
         )
 
 
-def load_entries(out: Output, remote: HashFileDB | None = None) -> list[TreeEntry]:
+def load_entries(out: Output, remote: str | None = None, *, cache: bool = True) -> list[TreeEntry]:
     """Checked entries of a directory output, reading only its ``.dir`` object."""
-    return parse_entries(read_dir_object(out, remote), str(out))
+    return parse_entries(read_dir_object(out, remote, cache=cache), str(out))
 
 
-def load_tree(out: Output, remote: HashFileDB | None = None) -> Tree:
+def load_tree(out: Output, remote: str | None = None, *, cache: bool = True) -> Tree:
     """A checked dvc-data ``Tree`` of a directory output."""
     from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.meta import Meta
     from dvc_data.hashfile.tree import Tree
 
     tree = Tree()
-    for entry in load_entries(out, remote):
+    for entry in load_entries(out, remote, cache=cache):
         meta = Meta(isexec=entry.isexec)
         tree.add(tuple(entry.relpath.split("/")), meta, HashInfo(out.hash_name, entry.md5))
     tree.digest()

@@ -21,7 +21,7 @@ recursively and keep their layout. Finish with `git commit`."""
 
 class CmdAppend(CmdBase):
     def run(self) -> int:
-        from dvc_stream.append import append
+        from dvc_stream.appending import append
 
         with _dvc_log_handlers("dvc_stream"):
             append(
@@ -43,15 +43,16 @@ def _dvc_log_handlers(name: str):
     # NOTE: DVC's CLI configures only the "dvc*" loggers; lend their handlers and level (which
     # -q/-v set) to ours so the summary and the git hint show like DVC's own messages.
     ours, dvcs = logging.getLogger(name), logging.getLogger("dvc")
-    saved = (ours.handlers[:], ours.level, ours.propagate)
+    handlers, level, propagate = ours.handlers[:], ours.level, ours.propagate
     ours.handlers[:] = dvcs.handlers
     ours.setLevel(dvcs.getEffectiveLevel())
     ours.propagate = False
     try:
         yield
     finally:
-        ours.handlers[:], level, ours.propagate = saved
+        ours.handlers[:] = handlers
         ours.setLevel(level)
+        ours.propagate = propagate
 
 
 def add_parser(subparsers, parent_parser):

@@ -15,8 +15,6 @@ import logging
 import os
 import posixpath
 import shutil
-import sys
-import types
 from contextlib import contextmanager, suppress
 from copy import copy
 from dataclasses import dataclass, field
@@ -24,13 +22,12 @@ from typing import TYPE_CHECKING
 
 from dvc.exceptions import OutputNotFoundError
 from dvc.repo import Repo, lock_repo
-from dvc_data.hashfile.hash_info import HashInfo
 from dvc_data.hashfile.meta import Meta
 from dvc_data.hashfile.tree import Tree
 from dvc_objects.fs.local import localfs
 
 from dvc_stream import trees
-from dvc_stream.errors import AppendError, ManifestError
+from dvc_stream.errors import AppendError
 from dvc_stream.push import PushError, push_objects
 
 if TYPE_CHECKING:
@@ -39,6 +36,7 @@ if TYPE_CHECKING:
     from dvc.output import Output
     from dvc.stage import Stage
     from dvc_data.hashfile.db import HashFileDB
+    from dvc_data.hashfile.hash_info import HashInfo
 
 logger = logging.getLogger(__name__)
 
@@ -222,8 +220,15 @@ def _check_output(out: Output) -> None:
 def _push_remote(out: Output, remote: str | None) -> HashFileDB:
     if not out.can_push:
         raise AppendError(f"'{out}' has `push: false` in '{out.stage.relpath}'; cannot --push it")
-    # NOTE: raises NoRemoteError ("no remote specified...") before anything is read or written.
-    return trees.remote_odb(out, remote, "push")
+    from dvc.config import NoRemoteError
+
+    try:
+        return trees.remote_odb(out, remote, "push")
+    except NoRemoteError:
+        raise AppendError(
+            f"--push needs a remote: '{out}' has no `remote:`, no default remote is set, "
+            "and -r was not given"
+        ) from None
 
 
 def _dest_parts(dest: str | None) -> tuple[str, ...]:
@@ -237,36 +242,9 @@ def _dest_parts(dest: str | None) -> tuple[str, ...]:
 
 
 def _load_old_tree(out: Output, remote: str | None) -> Tree:
-    # NOTE: like trees.load_tree, but the fetched .dir is not written to the cache: a refusal
-    # later in the plan must leave the cache byte-identical.
-    oid = out.hash_info.value
-    cache_path = out.cache.oid_to_path(oid)
-    try:
-        with open(cache_path, "rb") as fobj:
-            raw = fobj.read()
-    except FileNotFoundError:
-        raw = _fetch_dir_object(out, remote)
-    tree = Tree()
-    for entry in trees.parse_entries(raw, str(out)):
-        meta = Meta(isexec=entry.isexec)
-        tree.add(tuple(entry.relpath.split("/")), meta, HashInfo(out.hash_name, entry.md5))
-    return tree
-
-
-def _fetch_dir_object(out: Output, remote: str | None) -> bytes:
-    import hashlib
-
-    oid = out.hash_info.value
-    odb = trees.remote_odb(out, remote)
-    try:
-        raw = odb.fs.cat_file(odb.oid_to_path(oid))
-    except FileNotFoundError:
-        raise ManifestError(
-            f"the tree of '{out}' ({oid}) is neither in the cache nor on the remote", str(out)
-        ) from None
-    if hashlib.md5(raw).hexdigest() != oid.removesuffix(".dir"):  # noqa: S324
-        raise ManifestError(f"the tree object {oid} of '{out}' is corrupted on the remote")
-    return raw
+    # NOTE: a fetched .dir is not written to the cache: a refusal later in the plan must leave
+    # the cache byte-identical.
+    return trees.load_tree(out, remote, cache=False)
 
 
 def _collect_sources(
@@ -368,7 +346,7 @@ def _parents(relpaths: Iterable[str]) -> set[str]:
 def _check_conflicts(
     where: str, old: dict[str, HashInfo], files: list[_NewFile], force: bool
 ) -> list[str]:
-    """Refuse duplicates and file/directory clashes; return the relpaths that ``force`` replaces."""
+    """Refuse duplicates and file/directory clashes; return the relpaths ``force`` replaces."""
     seen: dict[str, str] = {}
     for new in files:
         if new.relpath in seen:
@@ -535,7 +513,7 @@ def _dump(plan: _Plan, tree: Tree) -> None:
 def _commit_workspace(plan: _Plan) -> None:
     for tmp, dest in plan.staged:
         os.replace(tmp, dest)
-    by_dest = {dest: new.hash_info for (_, dest), new in zip(plan.staged, plan.files)}
+    by_dest = {dest: new.hash_info for (_, dest), new in zip(plan.staged, plan.files, strict=True)}
     plan.repo.state.save_many(((d, hi, None) for d, hi in by_dest.items()), localfs)
 
 
@@ -601,14 +579,3 @@ def _push_failure_message(result: AppendResult, exc: PushError, move: bool) -> s
         f"The new objects are in the local cache; run `dvc push {result.dvcfile}` to finish."
         f"{kept}"
     )
-
-
-class _CallableModule(types.ModuleType):
-    # NOTE: `import dvc_stream.append` binds the package attribute `append` to this module,
-    # shadowing the lazily exported function; making the module callable keeps
-    # `dvc_stream.append(...)` working either way.
-    def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        return append(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

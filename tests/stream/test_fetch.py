@@ -1,0 +1,375 @@
+"""What ``dvc stream`` fetches, how often, into what state, and how it fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+
+from dvc_stream.testing.cli import run_dvc
+
+from .conftest import last_json, md5, object_gets, stream, stream_python, write_script
+
+READ_FILES = r"""
+import hashlib, json, sys
+out = {}
+for path in sys.argv[1:]:
+    with open(path, "rb") as fobj:
+        out[path] = hashlib.md5(fobj.read()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def _leftovers(root) -> list[str]:
+    return [
+        os.path.join(top, name)
+        for top, _dirs, files in os.walk(root)
+        for name in files
+        if "dvc-stream-tmp" in name
+    ]
+
+
+def test_subset_fetches_only_what_is_opened(dvc_repo, latency_proxy, tmp_path):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=500, size=64, depth=1, fanout=4)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    chosen = ["d0/f00000.bin", "d1/f00001.bin", "d2/f00254.bin"]
+    paths = [f"data/images/{rel}" for rel in chosen]
+    stats_file = tmp_path / "stats.json"
+
+    latency_proxy.reset_counters()
+    proc = stream_python(
+        dvc_repo, script, *paths, options=("--prefetch", "none", "--stats", str(stats_file))
+    )
+    got = last_json(proc)
+    assert got == {p: md5(dataset.files[rel]) for p, rel in zip(paths, chosen, strict=True)}
+    gets = object_gets(latency_proxy.request_log)
+    assert sorted(gets) == sorted(
+        object_gets(latency_proxy.request_log, md5(dataset.files[rel]))[0] for rel in chosen
+    )
+    assert len(gets) == 3, latency_proxy.request_log
+    stats = json.loads(stats_file.read_text())
+    assert stats["demand_files"] == 3
+    assert stats["demand_bytes"] == 3 * 64
+    assert stats["prefetched_files"] == 0
+    assert stats["failed_files"] == 0
+    assert stats["exit_code"] == 0
+    assert stats["prefetch"] == "none"
+    assert "dvc stream: fetched 3 files" in proc.stderr
+    # only the opened files are in the workspace
+    present = dvc_repo.tracked_files("data/images")
+    assert present == {rel: dataset.files[rel] for rel in chosen}
+    assert not _leftovers(dvc_repo.root / "data")
+
+    # a second run finds everything it needs locally
+    latency_proxy.reset_counters()
+    proc = stream_python(
+        dvc_repo, script, *paths, options=("--prefetch", "none", "--stats", str(stats_file))
+    )
+    assert last_json(proc) == got
+    assert object_gets(latency_proxy.request_log) == []
+    stats = json.loads(stats_file.read_text())
+    assert stats["demand_files"] == 0 and stats["cached_files"] == 0
+
+    # DVC sees a partial checkout, and `dvc pull` completes it
+    status = dvc_repo.dvc("status", check=False)
+    assert "not in cache" in status.stdout + status.stderr, status
+    assert dvc_repo.dvc("status", "-q", check=False).returncode != 0
+    dvc_repo.dvc("pull", "-q")
+    assert dvc_repo.tracked_files("data/images") == dataset.files
+    assert dvc_repo.dvc("status", "-q", check=False).returncode == 0
+
+
+DEDUP = r"""
+import hashlib, json, multiprocessing as mp, sys, threading
+
+
+def reader(path, barrier, queue, nthreads):
+    digests = []
+    lock = threading.Lock()
+    local = threading.Barrier(nthreads)
+
+    def one():
+        local.wait()
+        with open(path, "rb") as fobj:
+            data = fobj.read()
+        with lock:
+            digests.append([len(data), hashlib.md5(data).hexdigest()])
+
+    threads = [threading.Thread(target=one) for _ in range(nthreads)]
+    barrier.wait()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    queue.put(digests)
+
+
+if __name__ == "__main__":
+    path, nproc, nthreads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(nproc), ctx.Queue()
+    args = (path, barrier, queue, nthreads)
+    procs = [ctx.Process(target=reader, args=args) for _ in range(nproc)]
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join()
+    print(json.dumps({"results": results, "exitcodes": [p.exitcode for p in procs]}))
+"""
+
+
+def test_concurrent_readers_share_one_download(dvc_repo, latency_proxy, tmp_path):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=8, size=256 * 1024, depth=0)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    rel = sorted(dataset.files)[3]
+    content = dataset.files[rel]
+    script = write_script(tmp_path, "dedup.py", DEDUP)
+    latency_proxy.reset_counters()
+    got = last_json(stream_python(dvc_repo, script, f"data/images/{rel}", "4", "8"))
+    assert got["exitcodes"] == [0, 0, 0, 0]
+    flat = [d for per_process in got["results"] for d in per_process]
+    assert flat == [[len(content), md5(content)]] * 32
+    assert len(object_gets(latency_proxy.request_log, md5(content))) == 1
+    assert len(object_gets(latency_proxy.request_log)) == 1
+    assert (dvc_repo.root / "data/images" / rel).read_bytes() == content
+
+
+TRAIN = r"""
+import hashlib, json, multiprocessing as mp, os, sys
+
+ROOT = "data/images"
+
+
+def load(path):
+    with open(os.path.join(ROOT, path), "rb") as fobj:
+        data = fobj.read()
+    return path, os.path.getsize(os.path.join(ROOT, path)), hashlib.md5(data).hexdigest()
+
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    files = sorted(
+        os.path.relpath(os.path.join(top, name), ROOT)
+        for top, _dirs, names in os.walk(ROOT)
+        for name in names
+    )
+    ctx = mp.get_context(method)
+    seen = {}
+    for epoch in range(2):
+        with ctx.Pool(3) as pool:
+            for path, size, digest in pool.imap_unordered(load, files, chunksize=2):
+                seen.setdefault(path, set()).add((size, digest))
+    print(json.dumps({p: sorted(v) for p, v in seen.items()}))
+"""
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_training_loop(dvc_repo, tmp_path, method):
+    dataset = dvc_repo.make_dataset(
+        "data/images", nfiles=30, depth=2, fanout=2, sizes=lambda i: 1000 + 97 * i
+    )
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "train.py", TRAIN)
+    stats_file = tmp_path / "stats.json"
+    proc = stream_python(dvc_repo, script, method, options=("--stats", str(stats_file)))
+    got = last_json(proc)
+    assert got == {rel: [[len(data), md5(data)]] for rel, data in sorted(dataset.files.items())}
+    assert dvc_repo.tracked_files("data/images") == dataset.files
+    stats = json.loads(stats_file.read_text())
+    assert stats["failed_files"] == 0
+    assert stats["exit_code"] == 0
+    # every object came down exactly once, on demand or ahead of it
+    assert stats["demand_files"] + stats["prefetched_files"] + stats["cached_files"] == 30
+    assert stats["demand_bytes"] + stats["prefetched_bytes"] + stats["cached_bytes"] == sum(
+        map(len, dataset.files.values())
+    )
+
+
+@pytest.fixture
+def small(dvc_repo):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=6, size=100, depth=1, fanout=2)
+    dvc_repo.wipe()
+    return dvc_repo, dataset
+
+
+def test_exit_code_propagates(small, tmp_path):
+    repo, _ = small
+    script = write_script(
+        tmp_path,
+        "exit.py",
+        "import sys\nprint(len(open('data/images/d0/f00000.bin', 'rb').read()))\nsys.exit(3)\n",
+    )
+    proc = stream_python(repo, script, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert proc.stdout.strip() == "100"
+
+
+def test_command_not_found(small):
+    repo, _ = small
+    proc = stream(repo, "dvc-stream-no-such-command", "arg", check=False)
+    assert proc.returncode == 127
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, proc.stderr
+    assert "dvc-stream-no-such-command" in errors[0]
+    assert "not found" in errors[0]
+
+
+def test_not_a_dvc_repo(dvc_repo, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    proc = run_dvc(
+        "stream", "--", sys.executable, "-c", "pass", cwd=elsewhere, env=dvc_repo.env, check=False
+    )
+    assert proc.returncode == 253, proc.stderr
+    assert "not inside of a DVC repository" in proc.stderr
+
+
+def test_no_remote_configured(small, tmp_path):
+    repo, _ = small
+    clone = repo.clone()
+    clone.dvc("remote", "remove", clone.remote_name)
+    assert "storage" not in (clone.root / ".dvc" / "config").read_text()
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    proc = stream_python(clone, script, "data/images/d0/f00000.bin", check=False)
+    assert proc.returncode != 0
+    assert "remote" in proc.stderr.lower(), proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert not (clone.root / "data/images/d0/f00000.bin").exists()
+
+
+MISSING = r"""
+import json, sys
+out = {}
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as fobj:
+            out[path] = ["ok", len(fobj.read())]
+    except OSError as exc:
+        out[path] = [type(exc).__name__, exc.errno, str(exc), exc.filename]
+print(json.dumps(out))
+"""
+
+
+def test_object_missing_on_remote(small, moto_server, tmp_path):
+    repo, dataset = small
+    bucket = repo.remote_url.split("/")[2]
+    victim = "d1/f00003.bin"
+    oid = md5(dataset.files[victim])
+    moto_server.client().delete_object(Bucket=bucket, Key=f"store/files/md5/{oid[:2]}/{oid[2:]}")
+    script = write_script(tmp_path, "missing.py", MISSING)
+    stats_file = tmp_path / "stats.json"
+    good, bad = "data/images/d0/f00000.bin", f"data/images/{victim}"
+    proc = stream_python(
+        repo, script, good, bad, options=("--prefetch", "none", "--stats", str(stats_file))
+    )
+    got = last_json(proc)
+    assert got[good] == ["ok", 100]
+    kind, _errno, message, filename = got[bad]
+    assert kind == "OSError", got[bad]
+    assert victim in message or victim in (filename or ""), got[bad]
+    assert "storage" in message, got[bad]
+    assert not os.path.lexists(repo.root / bad)
+    assert not _leftovers(repo.root / "data")
+    assert json.loads(stats_file.read_text())["failed_files"] == 1
+
+
+def test_from_a_subdirectory(small, tmp_path):
+    repo, dataset = small
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    proc = stream_python(repo, script, "images/d0/f00002.bin", cwd=repo.root / "data")
+    assert last_json(proc) == {"images/d0/f00002.bin": md5(dataset.files["d0/f00002.bin"])}
+
+
+def test_with_dvc_cd(small, tmp_path):
+    repo, dataset = small
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    proc = run_dvc(
+        "--cd",
+        repo.root,
+        "stream",
+        "--prefetch",
+        "none",
+        "--",
+        sys.executable,
+        script,
+        "data/images/d1/f00001.bin",
+        cwd=tmp_path,
+        env=repo.env,
+    )
+    assert last_json(proc) == {"data/images/d1/f00001.bin": md5(dataset.files["d1/f00001.bin"])}
+
+
+LIST_AND_READ = r"""
+import hashlib, json, os, sys
+root = sys.argv[1]
+out = {}
+for top, _dirs, names in os.walk(root):
+    for name in sorted(names):
+        path = os.path.join(top, name)
+        with open(path, "rb") as fobj:
+            out[os.path.relpath(path, root)] = hashlib.md5(fobj.read()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("policy", ["auto", "listed", "touched"])
+def test_prefetch_never_downloads_twice(dvc_repo, latency_proxy, tmp_path, policy):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=40, size=2000, depth=1, fanout=2)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "all.py", LIST_AND_READ)
+    stats_file = tmp_path / "stats.json"
+    latency_proxy.reset_counters()
+    proc = stream_python(
+        dvc_repo, script, "data/images", options=("--prefetch", policy, "--stats", str(stats_file))
+    )
+    assert last_json(proc) == {rel: md5(data) for rel, data in dataset.files.items()}
+    gets = object_gets(latency_proxy.request_log)
+    assert len(gets) == len(set(gets)) == 40
+    stats = json.loads(stats_file.read_text())
+    assert stats["demand_files"] + stats["prefetched_files"] == 40
+    assert stats["demand_bytes"] + stats["prefetched_bytes"] == 40 * 2000
+    assert stats["cached_files"] == 0
+    assert stats["prefetch"] == policy
+    assert dvc_repo.tracked_files("data/images") == dataset.files
+    assert not _leftovers(dvc_repo.root / "data")
+
+
+def test_local_copy_wins(small, tmp_path):
+    repo, dataset = small
+    local = repo.root / "data/images/d0/f00000.bin"
+    local.parent.mkdir(parents=True)
+    local.write_bytes(b"edited locally")
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    other = "data/images/d0/f00002.bin"
+    proc = stream_python(repo, script, "data/images/d0/f00000.bin", other)
+    assert last_json(proc) == {
+        "data/images/d0/f00000.bin": md5(b"edited locally"),
+        other: md5(dataset.files["d0/f00002.bin"]),
+    }
+    assert local.read_bytes() == b"edited locally"
+
+
+def test_unusual_file_names(dvc_repo, tmp_path):
+    names = ["a b.txt", "ünïcødé.txt", "x#y%z.bin", "sub dir/q?.txt", "-dash.txt"]
+    base = dvc_repo.root / "data" / "odd"
+    files = {}
+    for i, name in enumerate(names):
+        files[name] = f"content {i} of {name}\n".encode()
+        (base / name).parent.mkdir(parents=True, exist_ok=True)
+        (base / name).write_bytes(files[name])
+    dvc_repo.dvc("add", "-q", "data/odd")
+    dvc_repo.git("add", "data/odd.dvc", "data/.gitignore")
+    dvc_repo.commit("odd names")
+    dvc_repo.push()
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "all.py", LIST_AND_READ)
+    got = last_json(stream_python(dvc_repo, script, "data/odd"))
+    assert got == {name: md5(data) for name, data in files.items()}
+    assert dvc_repo.tracked_files("data/odd") == files
