@@ -44,7 +44,6 @@ def install_hooks(
 
     from dvc_stream.broker import Broker
     from dvc_stream.hooks import patches
-    from dvc_stream.prefetch_policy import budget_from_env, policy_from_env
 
     with _lock:
         _shutdown_locked()
@@ -55,8 +54,8 @@ def install_hooks(
                 dvc_repo,
                 remote=remote,
                 jobs=jobs,
-                prefetch=policy_from_env(prefetch),
-                prefetch_budget=budget_from_env(prefetch_budget),
+                prefetch=prefetch,
+                prefetch_budget=prefetch_budget,
                 thread_context=patches.use_original,
             )
         patches.install(broker)

@@ -14,12 +14,13 @@ import time
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING
 
-from dvc_stream.errors import DvcStreamError, FetchError, ManifestError
+from dvc_stream.errors import FetchError, ManifestError
 from dvc_stream.fetcher import BACKGROUND, DEMAND, HINT, Fetcher, ObjectRef
 from dvc_stream.hooks.resolver import DIR, FILE, Entry
 from dvc_stream.manifest import Manifest
 from dvc_stream.metadata import SizeIndex
 from dvc_stream.placement import Placer
+from dvc_stream.prefetch_policy import budget_from_env, policy_from_env
 from dvc_stream.prefetcher import Prefetcher
 from dvc_stream.remotes import Remotes, jobs_for_latency, pull_jobs
 from dvc_stream.stats import Stats
@@ -40,15 +41,15 @@ class Broker:
         repo: Repo,
         remote: str | None = None,
         jobs: int | None = None,
-        prefetch: str = "auto",
+        prefetch: str | None = None,
         prefetch_budget: int | None = None,
         thread_context: Callable[[], AbstractContextManager] = nullcontext,
     ):
         self.repo = repo
         self.thread_context = thread_context
-        self.manifest = Manifest.from_repo(repo)
+        self.manifest = Manifest.from_repo(repo, remote)
         self.stats = Stats()
-        self.remotes = Remotes(repo, remote, pool_size=jobs or pull_jobs())
+        self.remotes = Remotes(repo, remote)
         self.jobs = jobs or self._default_jobs()
         self.remotes.pool_size = self.jobs
         self.fetcher = Fetcher(
@@ -59,10 +60,12 @@ class Broker:
         )
         self.sizes = SizeIndex(jobs=self.jobs)
         self.placer = Placer(repo)
-        self.prefetcher = Prefetcher(self, prefetch, prefetch_budget)
-        exact, prefixes = self.manifest.candidate_prefixes()
-        self._exact = frozenset(exact)
-        self._prefixes = tuple(prefixes)
+        self.prefetcher = Prefetcher(
+            self, policy_from_env(prefetch), budget_from_env(prefetch_budget)
+        )
+        self.candidates = self.manifest.candidate_prefixes()
+        self._exact = frozenset(self.candidates[0])
+        self._prefixes = tuple(self.candidates[1])
         self._fetched: set[str] = set()  # oids downloaded by this run
         self._closed = False
 
@@ -71,14 +74,7 @@ class Broker:
         if not outputs:
             return pull_jobs()
         first = outputs[0]
-        self.remotes.odb(first.remote, first.out.hash_name)  # raises DVC's own config errors
-        try:
-            self.remotes.probe(first.remote, first.out.hash_name)
-            rtt = self.remotes.probe(first.remote, first.out.hash_name)
-        except Exception as exc:
-            name = self.remotes.name_for(first.remote)
-            raise DvcStreamError(f"remote '{name}' is unreachable: {exc}") from exc
-        return jobs_for_latency(rtt)
+        return jobs_for_latency(self.remotes.round_trip(first.remote, first.out.hash_name))
 
     # -- Resolver -------------------------------------------------------------------------
 
@@ -173,25 +169,11 @@ class Broker:
     def _size(self, tracked: TrackedFile) -> int:
         if tracked.size is not None:
             return tracked.size
-        siblings = self._siblings(tracked)
+        siblings = list(tracked.output.files_in(tracked.reldir)) if tracked.output.isdir else []
         try:
             return self.sizes.size(tracked, siblings, self.ref)
         except FetchError as exc:
             raise OSError(errno.EIO, str(exc), tracked.path) from None
-
-    def _siblings(self, tracked: TrackedFile) -> list[TrackedFile]:
-        output = tracked.output
-        if not output.isdir:
-            return []
-        reldir = os.path.relpath(os.path.dirname(tracked.path), output.path).replace(os.sep, "/")
-        reldir = "" if reldir == "." else reldir
-        children = output.children(reldir) or {}
-        prefix = f"{reldir}/" if reldir else ""
-        return [
-            f
-            for name, kind in children.items()
-            if kind == FILE and (f := output.file(prefix + name)) is not None
-        ]
 
     def _ancestor_mtime(self) -> float:
         return max((o.mtime for o in self.manifest.outputs.values()), default=0.0)

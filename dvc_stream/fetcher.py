@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEMAND, HINT, BACKGROUND = 0, 1, 2
-PRIORITY_NAMES = {DEMAND: "demand", HINT: "hint", BACKGROUND: "background"}
 
 
 @dataclass(frozen=True)
@@ -110,11 +109,6 @@ class Fetcher:
             job = self._jobs[ref.oid] = _Job(ref, priority)
             self._queue.put((priority, next(self._seq), ref.oid))
             return job.future
-
-    def pending(self, priority: int) -> int:
-        """How many queued or running jobs have at least this priority number."""
-        with self._lock:
-            return sum(1 for job in self._jobs.values() if job.priority >= priority)
 
     def close(self, wait: bool = True) -> None:
         """Stop taking work; cancel what has not started; stop the workers."""

@@ -36,6 +36,12 @@ class TrackedFile:
     isexec: bool = False
     size: int | None = None
 
+    @property
+    def reldir(self) -> str:
+        """The posix directory of this file inside its output ("" at the top)."""
+        rel = os.path.relpath(os.path.dirname(self.path), self.output.path)
+        return "" if rel == os.curdir else rel.replace(os.sep, "/")
+
 
 @dataclass
 class DirTree:
@@ -77,15 +83,11 @@ class TrackedOutput:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def name(self) -> str:
-        return str(self.out)
-
-    @property
     def tree(self) -> DirTree:
         if self._tree is None:
             with self._lock:
                 if self._tree is None:
-                    self._tree = DirTree.from_entries(load_entries(self.out))
+                    self._tree = DirTree.from_entries(load_entries(self.out, self.remote))
         return self._tree
 
     def file(self, relpath: str) -> TrackedFile | None:
@@ -103,17 +105,11 @@ class TrackedOutput:
             return None
         return self.tree.children.get(relpath)
 
-    def iter_files(self, reldir: str = "") -> Iterator[TrackedFile]:
-        """Files under ``reldir``, depth-first in name order."""
-        if not self.isdir:
-            if not reldir:
-                yield TrackedFile(self.path, self.oid, self, False, self.out.meta.size)
-            return
+    def files_in(self, reldir: str) -> Iterator[TrackedFile]:
+        """The files directly in the directory ``reldir``, in name order."""
+        prefix = f"{reldir}/" if reldir else ""
         for name, kind in sorted((self.children(reldir) or {}).items()):
-            rel = f"{reldir}/{name}" if reldir else name
-            if kind == DIR:
-                yield from self.iter_files(rel)
-            elif tracked := self.file(rel):
+            if kind == FILE and (tracked := self.file(prefix + name)) is not None:
                 yield tracked
 
 
@@ -139,7 +135,8 @@ class Manifest:
                 self.ancestors[os.path.dirname(path)][os.path.basename(path)] = FILE
 
     @classmethod
-    def from_repo(cls, repo: Repo) -> Manifest:
+    def from_repo(cls, repo: Repo, remote: str | None = None) -> Manifest:
+        """``remote`` (``-r``) overrides every output's own ``remote:``, as in ``dvc pull``."""
         outputs = []
         for out in repo.index.outs:
             if not _is_streamable(out):
@@ -156,7 +153,7 @@ class Manifest:
                     isdir=out.hash_info.isdir,
                     oid=out.hash_info.value,
                     mtime=mtime,
-                    remote=out.remote,
+                    remote=remote or out.remote,
                 )
             )
         return cls(outputs, os.path.abspath(repo.root_dir))

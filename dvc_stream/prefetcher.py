@@ -51,8 +51,7 @@ class Prefetcher:
 
     def touched(self, tracked: TrackedFile) -> None:
         if self.policy in FOLLOWS_READS and tracked.output.isdir:
-            reldir = os.path.relpath(os.path.dirname(tracked.path), tracked.output.path)
-            self._add_dir(tracked.output, "" if reldir == "." else reldir.replace(os.sep, "/"))
+            self._add_dir(tracked.output, tracked.reldir)
 
     def hint(self, files: Iterable[TrackedFile]) -> None:
         with self._cond:
@@ -65,7 +64,7 @@ class Prefetcher:
             if key in self._seen_dirs or self._closed:
                 return
             self._seen_dirs.add(key)
-            self._sources.append((BACKGROUND, _files_in(output, reldir)))
+            self._sources.append((BACKGROUND, output.files_in(reldir)))
             self._cond.notify()
 
     def close(self) -> None:
@@ -126,12 +125,3 @@ class Prefetcher:
             self._inflight -= 1
             self._spent += size
             self._cond.notify()
-
-
-def _files_in(output: TrackedOutput, reldir: str) -> Iterator[TrackedFile]:
-    from dvc_stream.hooks.resolver import FILE
-
-    prefix = f"{reldir}/" if reldir else ""
-    for name, kind in sorted((output.children(reldir) or {}).items()):
-        if kind == FILE and (tracked := output.file(prefix + name)) is not None:
-            yield tracked

@@ -15,6 +15,8 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from dvc_stream.errors import DvcStreamError
+
 if TYPE_CHECKING:
     from dvc.repo import Repo
     from dvc_data.hashfile.db import HashFileDB
@@ -38,10 +40,10 @@ def jobs_for_latency(rtt_seconds: float) -> int:
 
 
 class Remotes:
-    def __init__(self, repo: Repo, override: str | None, pool_size: int):
+    def __init__(self, repo: Repo, override: str | None):
         self.repo = repo
         self.override = override
-        self.pool_size = pool_size
+        self.pool_size = pull_jobs()  # set before the first odb() call
         self._odbs: dict[tuple[str | None, str], HashFileDB] = {}
         self._lock = threading.Lock()
 
@@ -54,23 +56,37 @@ class Remotes:
         with self._lock:
             odb = self._odbs.get(key)
             if odb is None:
-                odb = self.repo.cloud.get_remote_odb(key[0], "stream", hash_name=hash_name)
+                odb = self._open(output_remote, hash_name)
                 _size_connection_pool(odb, self.pool_size)
                 self._odbs[key] = odb
         return odb
 
-    def probe(self, output_remote: str | None, hash_name: str) -> float:
-        """Check that the remote answers; return the round trip of one metadata request."""
-        odb = self.odb(output_remote, hash_name)
-        start = time.perf_counter()
-        odb.fs.exists(odb.oid_to_path("0" * 32))
-        return time.perf_counter() - start
+    def round_trip(self, output_remote: str | None, hash_name: str) -> float:
+        """Check that the remote answers; return the time of one warm metadata request.
+
+        The probe uses a store of its own: the pool of the one used for fetching can only be sized
+        before its first request, and its size depends on this measurement.
+        """
+        odb = self._open(output_remote, hash_name)  # DVC's own configuration errors propagate
+        probe_path = odb.oid_to_path("0" * 32)
+        try:
+            odb.fs.exists(probe_path)  # connects
+            start = time.perf_counter()
+            odb.fs.exists(probe_path)
+            return time.perf_counter() - start
+        except Exception as exc:
+            name = self.name_for(output_remote)
+            raise DvcStreamError(f"remote '{name}' is unreachable: {exc}") from exc
+
+    def _open(self, output_remote: str | None, hash_name: str) -> HashFileDB:
+        name = self.override or output_remote
+        return self.repo.cloud.get_remote_odb(name, "stream", hash_name=hash_name)
 
 
 def _size_connection_pool(odb: HashFileDB, size: int) -> None:
+    # NOTE: only s3fs takes botocore's `config_kwargs`; other backends keep their defaults.
     fs_args = getattr(odb.fs, "fs_args", None)
-    if not isinstance(fs_args, dict) or "fs" in vars(odb.fs):
+    if odb.fs.protocol != "s3" or not isinstance(fs_args, dict) or "fs" in vars(odb.fs):
         return
-    config = fs_args.get("config_kwargs")
-    if isinstance(config, dict):
-        config["max_pool_connections"] = max(size, config.get("max_pool_connections") or 0)
+    config = fs_args.setdefault("config_kwargs", {})
+    config["max_pool_connections"] = max(size, config.get("max_pool_connections") or 0)

@@ -48,7 +48,7 @@ def dispatch(broker: Broker, request: object) -> object:
         raise ValueError("unknown operation")
     op = request["op"]
     if op == "hello":
-        exact, prefixes = broker.manifest.candidate_prefixes()
+        exact, prefixes = broker.candidates
         return {"exact": exact, "prefixes": prefixes}
     if op == "prefetch":
         paths = request.get("paths")

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import DvcStreamError
-from dvc_stream.prefetch_policy import budget_from_env, policy_from_env
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,8 +70,8 @@ def run_streaming(
         repo,
         remote=remote,
         jobs=jobs,
-        prefetch=policy_from_env(prefetch),
-        prefetch_budget=budget_from_env(prefetch_budget),
+        prefetch=prefetch,
+        prefetch_budget=prefetch_budget,
     )
     try:
         with _serving(broker) as address, _mounted(broker, mount, mount_targets):
