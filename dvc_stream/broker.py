@@ -47,11 +47,10 @@ class Broker:
     ):
         self.repo = repo
         self.thread_context = thread_context
-        self.manifest = Manifest.from_repo(repo, remote)
+        self.remotes = Remotes(repo, remote, jobs)
+        self.manifest = Manifest.from_repo(repo, remote, open_remote=self.remotes.odb)
         self.stats = Stats()
-        self.remotes = Remotes(repo, remote)
         self.jobs = jobs or self._default_jobs()
-        self.remotes.pool_size = self.jobs
         self.fetcher = Fetcher(
             self.jobs,
             tmp_dir=os.path.join(repo.tmp_dir, "stream-downloads"),
@@ -74,7 +73,8 @@ class Broker:
         if not outputs:
             return pull_jobs()
         first = outputs[0]
-        return jobs_for_latency(self.remotes.round_trip(first.remote, first.out.hash_name))
+        rtt = self.remotes.round_trip(first.remote, first.out.hash_name, first.oid)
+        return jobs_for_latency(rtt)
 
     # -- Resolver -------------------------------------------------------------------------
 

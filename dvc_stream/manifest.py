@@ -18,10 +18,11 @@ from dvc_stream.hooks.resolver import DIR, FILE
 from dvc_stream.trees import load_entries
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from dvc.output import Output
     from dvc.repo import Repo
+    from dvc_data.hashfile.db import HashFileDB
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,7 @@ class TrackedOutput:
     oid: str
     mtime: float
     remote: str | None
+    open_remote: Callable[[str | None, str], HashFileDB] | None = field(default=None, repr=False)
     _tree: DirTree | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -87,8 +89,14 @@ class TrackedOutput:
         if self._tree is None:
             with self._lock:
                 if self._tree is None:
-                    self._tree = DirTree.from_entries(load_entries(self.out, self.remote))
+                    self._tree = DirTree.from_entries(self._load_entries())
         return self._tree
+
+    def _load_entries(self):
+        odb = None
+        if self.open_remote is not None and not self.out.cache.exists(self.oid):
+            odb = self.open_remote(self.remote, self.out.hash_name)
+        return load_entries(self.out, self.remote, odb=odb)
 
     def file(self, relpath: str) -> TrackedFile | None:
         if not self.isdir:
@@ -135,8 +143,14 @@ class Manifest:
                 self.ancestors[os.path.dirname(path)][os.path.basename(path)] = FILE
 
     @classmethod
-    def from_repo(cls, repo: Repo, remote: str | None = None) -> Manifest:
-        """``remote`` (``-r``) overrides every output's own ``remote:``, as in ``dvc pull``."""
+    def from_repo(
+        cls,
+        repo: Repo,
+        remote: str | None = None,
+        open_remote: Callable[[str | None, str], HashFileDB] | None = None,
+    ) -> Manifest:
+        """``remote`` (``-r``) overrides every output's own ``remote:``, as in ``dvc pull``;
+        ``open_remote(name, hash_name)`` shares the caller's remote stores for reading trees."""
         outputs = []
         for out in repo.index.outs:
             if not _is_streamable(out):
@@ -154,6 +168,7 @@ class Manifest:
                     oid=out.hash_info.value,
                     mtime=mtime,
                     remote=remote or out.remote,
+                    open_remote=open_remote,
                 )
             )
         return cls(outputs, os.path.abspath(repo.root_dir))

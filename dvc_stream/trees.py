@@ -36,11 +36,17 @@ def remote_odb(out: Output, remote: str | None = None, command: str = "fetch") -
     return out.repo.cloud.get_remote_odb(remote or out.remote, command, hash_name=out.hash_name)
 
 
-def read_dir_object(out: Output, remote: str | None = None, *, cache: bool = True) -> bytes:
+def read_dir_object(
+    out: Output,
+    remote: str | None = None,
+    *,
+    odb: HashFileDB | None = None,
+    cache: bool = True,
+) -> bytes:
     """The raw ``.dir`` object of a directory output, from the cache or else the remote.
 
-    Only this one object is downloaded, and it is checked against its md5; with ``cache``, it is
-    then added to the cache.
+    Only this one object is downloaded, from ``odb`` if given (an already open store of the
+    remote), and it is checked against its md5; with ``cache``, it is then added to the cache.
     """
     oid = out.hash_info.value
     cache_path = out.cache.oid_to_path(oid)
@@ -49,19 +55,19 @@ def read_dir_object(out: Output, remote: str | None = None, *, cache: bool = Tru
             return fobj.read()
     except FileNotFoundError:
         pass
-    raw = _fetch_dir_object(out, remote)
+    raw = _fetch_dir_object(out, remote, odb)
     if cache:
         out.cache.add_bytes(oid, raw)
         out.cache.protect(cache_path)
     return raw
 
 
-def _fetch_dir_object(out: Output, remote: str | None) -> bytes:
+def _fetch_dir_object(out: Output, remote: str | None, odb: HashFileDB | None) -> bytes:
     from dvc.config import NoRemoteError
 
     oid = out.hash_info.value
     try:
-        odb = remote_odb(out, remote)
+        odb = odb or remote_odb(out, remote)
     except NoRemoteError:
         raise ManifestError(
             f"the tree of '{out}' ({oid}) is not in the cache and no remote is set",
@@ -117,9 +123,15 @@ def check_relpaths(relpaths: list[str], where: str) -> None:
         )
 
 
-def load_entries(out: Output, remote: str | None = None, *, cache: bool = True) -> list[TreeEntry]:
+def load_entries(
+    out: Output,
+    remote: str | None = None,
+    *,
+    odb: HashFileDB | None = None,
+    cache: bool = True,
+) -> list[TreeEntry]:
     """Checked entries of a directory output, reading only its ``.dir`` object."""
-    return parse_entries(read_dir_object(out, remote, cache=cache), str(out))
+    return parse_entries(read_dir_object(out, remote, odb=odb, cache=cache), str(out))
 
 
 def load_tree(out: Output, remote: str | None = None, *, cache: bool = True) -> Tree:
