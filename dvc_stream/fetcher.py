@@ -1,26 +1,34 @@
 """Remote -> cache: one GET per object, deduplicated, prioritized, verified, atomic.
 
-Every download goes through one ``Fetcher``: a priority queue served by ``jobs`` worker threads.
-Demand misses come before hints, hints before background fill, and a demand request for an object
-already queued promotes it. An object is downloaded to a temporary file, checked against its md5,
-and only then added to the DVC cache with dvc-objects (atomic rename, read-only), so a reader
-never sees a partial object and a killed process leaves only a temporary file behind.
+Every download goes through one ``Fetcher``: a priority queue from which a dispatcher starts at
+most ``jobs`` downloads at a time. Demand misses come before hints, hints before background fill,
+and a demand request for an object already queued promotes it. An object is downloaded to a
+temporary file, checked against its md5, and only then added to the DVC cache with dvc-objects
+(atomic rename, read-only), so a reader never sees a partial object and a killed process leaves
+only a temporary file behind, which the next run removes.
+
+Downloads from an asynchronous filesystem (s3fs, gcsfs, adlfs...) run as coroutines on its event
+loop, as ``dvc pull`` runs them; others run on a thread pool. Finished downloads are checked and
+added to the cache in batches (``cache_adder.py``).
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
 import itertools
 import logging
 import os
 import threading
 import time
 import uuid
-from concurrent.futures import Future
-from contextlib import AbstractContextManager, nullcontext
+from concurrent.futures import CancelledError, Future, InvalidStateError, ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
+from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
-from queue import PriorityQueue
 from typing import TYPE_CHECKING
 
+from dvc_stream.cache_adder import CacheAdder, Download
 from dvc_stream.errors import FetchError
 
 if TYPE_CHECKING:
@@ -31,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEMAND, HINT, BACKGROUND = 0, 1, 2
+TMP_SUFFIX = ".dvc-stream-part"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class _Job:
     priority: int
     future: Future = field(default_factory=Future)
     started: bool = False
+    download: Future | None = None
+    task: asyncio.Task | None = None  # the download's coroutine, on an async filesystem
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 class Fetcher:
@@ -78,27 +90,28 @@ class Fetcher:
         self.backoff = backoff
         self.on_fetched = on_fetched  # (ref, priority at start, size)
         self.thread_context = thread_context
-        self._queue: PriorityQueue = PriorityQueue()
+        self._heap: list[tuple[int, int, str]] = []
         self._jobs: dict[str, _Job] = {}
-        self._lock = threading.Lock()
+        self._running = 0
+        self._cond = threading.Condition()
         self._seq = itertools.count()
         self._closed = False
-        self._workers = [
-            threading.Thread(target=self._work, name=f"dvc-stream-fetch-{i}", daemon=True)
-            for i in range(jobs)
-        ]
-        os.makedirs(tmp_dir, exist_ok=True)
-        for worker in self._workers:
-            worker.start()
+        self._threads = ThreadPoolExecutor(jobs, thread_name_prefix="dvc-stream-download")
+        self._adder = CacheAdder(thread_context)
+        _remove_stale_downloads(tmp_dir)
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name="dvc-stream-fetch", daemon=True
+        )
+        self._dispatcher.start()
 
     def submit(self, ref: ObjectRef, priority: int = DEMAND) -> Future:
         """A future that completes when ``ref`` is in the cache (at once if it already is)."""
-        with self._lock:
+        with self._cond:
             job = self._jobs.get(ref.oid)
             if job is not None:
                 if priority < job.priority and not job.started:
                     job.priority = priority
-                    self._queue.put((priority, next(self._seq), ref.oid))
+                    heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
                 return job.future
             if self._closed:
                 raise FetchError(ref.display, ref.remote_name, "dvc stream is shutting down")
@@ -106,96 +119,185 @@ class Fetcher:
                 done: Future = Future()
                 done.set_result(ref.cache_path)
                 return done
-            job = self._jobs[ref.oid] = _Job(ref, priority)
-            self._queue.put((priority, next(self._seq), ref.oid))
+            self._jobs[ref.oid] = job = _Job(ref, priority)
+            heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
+            self._cond.notify_all()
             return job.future
 
-    def close(self, wait: bool = True) -> None:
-        """Stop taking work; cancel what has not started; stop the workers."""
-        with self._lock:
+    def close(self, wait: bool = True, timeout: float = 10) -> None:
+        """Stop taking work, cancel what is queued or in flight, and wait for the clean-up."""
+        with self._cond:
             self._closed = True
-            for job in list(self._jobs.values()):
-                if not job.started:
-                    self._jobs.pop(job.ref.oid)
-                    job.future.set_exception(
-                        FetchError(job.ref.display, job.ref.remote_name, "cancelled at shutdown")
-                    )
-        for _ in self._workers:
-            self._queue.put((-1, next(self._seq), None))
+            jobs = list(self._jobs.values())
+            self._cond.notify_all()
+        for job in jobs:
+            _cancel(job)
+            _fail(job, FetchError(job.ref.display, job.ref.remote_name, "cancelled at shutdown"))
+        self._dispatcher.join(timeout=timeout if wait else 0)
         if wait:
-            for worker in self._workers:
-                worker.join(timeout=30)
+            wait_for([job.download for job in jobs if job.download is not None], timeout)
+        self._threads.shutdown(wait=wait, cancel_futures=True)
+        self._adder.close(timeout if wait else 0)
 
-    def _work(self) -> None:
+    # -- scheduling ----------------------------------------------------------------------------
+
+    def _dispatch(self) -> None:
         with self.thread_context():
-            self._serve_queue()
+            while (job := self._next_job()) is not None:
+                self._start(job)
 
-    def _serve_queue(self) -> None:
-        while True:
-            _, _, oid = self._queue.get()
-            if oid is None:
-                return
-            with self._lock:
-                job = self._jobs.get(oid)
-                if job is None or job.started:
-                    continue
-                job.started = True
-            try:
-                size = self._fetch(job.ref)
-            except BaseException as exc:
-                job.future.set_exception(exc)
-            else:
-                if self.on_fetched is not None:
-                    self.on_fetched(job.ref, job.priority, size)
-                job.future.set_result(job.ref.cache_path)
-            finally:
-                with self._lock:
-                    self._jobs.pop(oid, None)
+    def _next_job(self) -> _Job | None:
+        with self._cond:
+            while True:
+                if self._closed:
+                    return None
+                if self._heap and self._running < self.jobs:
+                    _, _, oid = heapq.heappop(self._heap)
+                    job = self._jobs.get(oid)
+                    if job is None or job.started:
+                        continue  # done already, or a stale entry left by a promotion
+                    job.started = True
+                    self._running += 1
+                    return job
+                self._cond.wait()
 
-    def _fetch(self, ref: ObjectRef) -> int:
-        if ref.is_cached():
-            return 0
-        tmp = os.path.join(self.tmp_dir, f"{ref.oid}.{os.getpid()}.{uuid.uuid4().hex}")
+    def _start(self, job: _Job) -> None:
+        ref = job.ref
+        tmp = os.path.join(self.tmp_dir, f"{ref.oid}.{os.getpid()}.{uuid.uuid4().hex}{TMP_SUFFIX}")
         try:
-            self._download(ref, tmp)
-            size = os.path.getsize(tmp)
-            self._verify(ref, tmp)
-            self._add_to_cache(ref, tmp)
-            return size
-        finally:
-            if os.path.lexists(tmp):
-                os.unlink(tmp)
+            download = self._download(job, tmp)
+        except BaseException as exc:  # the thread pool is shut down: we are closing
+            download = Future()
+            download.set_exception(exc)
+        job.download = download
+        download.add_done_callback(lambda fut: self._downloaded(job, tmp, fut))
 
-    def _download(self, ref: ObjectRef, tmp: str) -> None:
-        remote_path = ref.remote.oid_to_path(ref.oid)
-        for attempt in range(1, self.retries + 1):
-            try:
-                ref.remote.fs.get_file(remote_path, tmp)
+    def _downloaded(self, job: _Job, tmp: str, download: Future) -> None:
+        with self._cond:
+            self._running -= 1
+            self._cond.notify_all()
+        try:
+            error = download.exception()
+        except CancelledError as exc:
+            error = exc
+        self._adder.put(
+            Download(job.ref, tmp, error, lambda _d, err, size: self._done(job, err, size))
+        )
+
+    def _done(self, job: _Job, error: BaseException | None, size: int) -> None:
+        ref = job.ref
+        try:
+            if error is not None:
+                _fail(job, _as_fetch_error(ref, error))
                 return
-            except FileNotFoundError:
-                raise FetchError(
-                    ref.display, ref.remote_name, f"object {ref.oid} is missing on the remote"
-                ) from None
-            except Exception as exc:
-                if attempt == self.retries:
-                    raise FetchError(
-                        ref.display, ref.remote_name, f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                logger.debug("retrying %s after %r (attempt %d)", ref.display, exc, attempt)
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+            if self.on_fetched is not None:
+                self.on_fetched(ref, job.priority, size)
+            with suppress(InvalidStateError):  # failed by close() meanwhile
+                job.future.set_result(ref.cache_path)
+        finally:
+            with self._cond:
+                if self._jobs.get(ref.oid) is job:
+                    del self._jobs[ref.oid]
 
-    def _verify(self, ref: ObjectRef, tmp: str) -> None:
-        from dvc_data.hashfile.hash import file_md5
+    # -- one object ----------------------------------------------------------------------------
 
-        actual = file_md5(tmp, name=ref.hash_name)
-        if actual != ref.oid:
+    def _download(self, job: _Job, tmp: str) -> Future:
+        """Start downloading ``job.ref`` to ``tmp``; the future completes when it is there."""
+        ref = job.ref
+        fs = ref.remote.fs.fs
+        rpath = ref.remote.oid_to_path(ref.oid)
+        if getattr(fs, "async_impl", False) and getattr(fs, "loop", None) is not None:
+            job.loop = fs.loop
+            return asyncio.run_coroutine_threadsafe(self._get_async(fs, job, rpath, tmp), fs.loop)
+        return self._threads.submit(self._get_sync, job.ref, rpath, tmp)
+
+    async def _get_async(self, fs, job: _Job, rpath: str, tmp: str) -> None:
+        job.task = asyncio.current_task()
+        try:
+            if self._closed:
+                raise asyncio.CancelledError
+            for attempt in range(1, self.retries + 1):
+                try:
+                    await fs._get_file(rpath, tmp)
+                    return
+                except Exception as exc:
+                    delay = self._retry_delay(job.ref, exc, attempt)
+                await asyncio.sleep(delay)
+        except BaseException:
+            _remove(tmp)  # here, after the last write: the finisher may run before we stop
+            raise
+
+    def _get_sync(self, ref: ObjectRef, rpath: str, tmp: str) -> None:
+        with self.thread_context():
+            for attempt in range(1, self.retries + 1):
+                try:
+                    ref.remote.fs.get_file(rpath, tmp)
+                    return
+                except Exception as exc:
+                    delay = self._retry_delay(ref, exc, attempt)
+                time.sleep(delay)
+
+    def _retry_delay(self, ref: ObjectRef, exc: Exception, attempt: int) -> float:
+        """How long to wait before the next attempt; raises when there is none."""
+        if isinstance(exc, FileNotFoundError):
             raise FetchError(
-                ref.display,
-                ref.remote_name,
-                f"object {ref.oid} is corrupted on the remote (its content hashes to {actual})",
-            )
+                ref.display, ref.remote_name, f"object {ref.oid} is missing on the remote"
+            ) from None
+        if attempt == self.retries:
+            raise FetchError(ref.display, ref.remote_name, f"{type(exc).__name__}: {exc}") from exc
+        logger.debug("retrying %s after %r (attempt %d)", ref.display, exc, attempt)
+        return self.backoff * 2 ** (attempt - 1)
 
-    def _add_to_cache(self, ref: ObjectRef, tmp: str) -> None:
-        from dvc_objects.fs.local import localfs
 
-        ref.cache.add(tmp, localfs, ref.oid, hardlink=True)
+def _cancel(job: _Job) -> None:
+    if job.task is not None and job.loop is not None:
+        with suppress(RuntimeError):  # the loop is closed
+            job.loop.call_soon_threadsafe(job.task.cancel)
+    elif job.download is not None:
+        job.download.cancel()  # a threaded download that has not started
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    with suppress(InvalidStateError):  # already resolved
+        job.future.set_exception(exc)
+
+
+def _as_fetch_error(ref: ObjectRef, exc: BaseException) -> BaseException:
+    if isinstance(exc, FetchError):
+        return exc
+    if isinstance(exc, (asyncio.CancelledError, CancelledError)):
+        return FetchError(ref.display, ref.remote_name, "cancelled at shutdown")
+    if isinstance(exc, Exception):
+        return FetchError(ref.display, ref.remote_name, f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+def _remove(path: str) -> None:
+    with suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+def _remove_stale_downloads(tmp_dir: str) -> None:
+    """Delete what a killed run left: partial downloads are never resumed, only restarted."""
+    os.makedirs(tmp_dir, exist_ok=True)
+    for entry in os.scandir(tmp_dir):
+        if entry.name.endswith(TMP_SUFFIX) and not _owned_by_live_process(entry.name):
+            _remove(entry.path)
+
+
+def _owned_by_live_process(name: str) -> bool:
+    # NOTE: two runs may share a repo (two `dvc stream` in one workspace); the pid in the name
+    # tells whose a file is.
+    try:
+        pid = int(name.split(".")[1])
+    except (IndexError, ValueError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,15 +1,21 @@
 """Cache -> workspace, as ``dvc checkout`` would place a file, without ever clobbering one.
 
-The file is linked or copied from the cache (``cache.type``) to a hidden temporary name in its
-directory, then hard-linked to its real name, which fails instead of overwriting if the program
-created that file meanwhile: the local copy always wins. Placed files are recorded in DVC's state
+The file is linked or copied from the cache (``cache.type``) to a temporary name in
+``.dvc/tmp/stream-place``, then hard-linked to its real name, which fails instead of overwriting
+if the program created that file meanwhile: the local copy always wins. Nothing half-placed is
+ever in the workspace, not even under a hidden name, so no listing shows one and a killed run
+leaves none behind (the next run removes its stale temporary files). Only an output on another
+filesystem than ``.dvc/tmp`` gets its temporary file beside the real name. Placed files are recorded in DVC's state
 in batches, so ``dvc status`` does not rehash them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
+import shutil
 import threading
 import uuid
 from copy import copy
@@ -18,7 +24,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from dvc.repo import Repo
 
-    from dvc_stream.manifest import TrackedFile
+    from dvc_stream.manifest import TrackedFile, TrackedOutput
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +36,11 @@ class Placer:
         self._state = repo.state
         self._pending: list[tuple[str, object]] = []
         self._lock = threading.Lock()
+        self._links: dict[tuple[str, str], list[str]] = {}  # (cache, output) -> link types
+        self.placed_outputs: dict[str, TrackedOutput] = {}  # path -> output placed into
+        self._staging = os.path.join(repo.tmp_dir, "stream-place")
+        self._in_place: set[str] = set()  # outputs a link from the staging dir cannot reach
+        _remove_stale(self._staging)
 
     def place(self, tracked: TrackedFile) -> bool:
         """Put ``tracked`` in the workspace from the cache; False if something is already there."""
@@ -43,26 +54,51 @@ class Placer:
         cache = tracked.output.out.cache
         parent, name = os.path.split(dest)
         os.makedirs(parent, exist_ok=True)
-        tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.dvc-stream-tmp")
+        output = tracked.output.path
+        if output in self._in_place:
+            tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.dvc-stream-tmp")
+        else:
+            tmp = os.path.join(self._staging, f"{os.getpid()}.{uuid.uuid4().hex}")
+        source = cache.oid_to_path(tracked.oid)
+        links = self._links_for(cache, tracked.output.path)
         try:
-            generic.transfer(
-                cache.fs,
-                cache.oid_to_path(tracked.oid),
-                localfs,
-                tmp,
-                links=copy(cache.cache_types),
-            )
+            if links[0] == "copy":
+                # NOTE: dvc-objects' copy tries a reflink first and writes through a temporary
+                # file of its own; the test already showed reflinks fail here, and `tmp` is ours.
+                shutil.copyfile(source, tmp)
+            else:
+                generic.transfer(cache.fs, source, localfs, tmp, links=links)
             if tracked.isexec:
                 cache.set_exec(tmp)
-            try:
-                os.link(tmp, dest, follow_symlinks=False)
-            except FileExistsError:
-                return False
+            os.link(tmp, dest, follow_symlinks=False)
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno != errno.EXDEV or output in self._in_place:
+                raise
+            self._in_place.add(output)  # NOTE: another filesystem: try once more, in place
+            return self.place(tracked)
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
         self._remember(dest, HashInfo(cache.hash_name, tracked.oid))
+        self.placed_outputs.setdefault(tracked.output.path, tracked.output)
         return True
+
+    def _links_for(self, cache, output_path: str) -> list[str]:
+        """The link types that work from ``cache`` to this output; tested once like checkout."""
+        from dvc_objects.fs.generic import test_links
+        from dvc_objects.fs.local import localfs
+
+        key = (cache.path, output_path)
+        links = self._links.get(key)
+        if links is None:
+            try:
+                links = test_links(cache.cache_types, cache.fs, cache.path, localfs, output_path)
+            except OSError as exc:
+                logger.debug("could not test link types for '%s': %s", output_path, exc)
+            links = self._links[key] = links or list(cache.cache_types)
+        return copy(links)
 
     def _remember(self, path: str, hash_info) -> None:
         with self._lock:
@@ -86,3 +122,25 @@ class Placer:
                 continue
         if items:
             self._state.save_many(items, localfs)
+
+
+def _remove_stale(staging: str) -> None:
+    """Delete what a killed run left in the staging directory (``<pid>.<random>``)."""
+    os.makedirs(staging, exist_ok=True)
+    for entry in os.scandir(staging):
+        pid = entry.name.partition(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
