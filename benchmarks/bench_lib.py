@@ -144,3 +144,54 @@ class Aggregate:
             rec[f"{key}_min"] = None if lo is None else round(lo, 4)
             rec[f"{key}_max"] = None if hi is None else round(hi, 4)
         return rec
+
+
+def write_synthetic_dataset(
+    repo,
+    moto_server,
+    entries: int,
+    fanout: int,
+    objects: int = 4,
+    object_size: int = 1024,
+    path: str = "data/images",
+) -> None:
+    """Track ``path`` as ``entries`` files over ``fanout`` subdirectories sharing a few objects.
+
+    The objects and the ``.dir`` (built with dvc-data's ``Tree``) go straight to the remote and
+    the ``.dvc`` file is written by hand, so a tree of a million entries takes seconds to set up
+    and the remote stays small. Committed; nothing is in the workspace or the cache.
+    """
+    import hashlib
+
+    from dvc_data.hashfile.hash_info import HashInfo
+    from dvc_data.hashfile.meta import Meta
+    from dvc_data.hashfile.tree import Tree
+
+    from dvc_stream.testing.repos import file_content
+
+    bucket, prefix = repo.remote_url.removeprefix("s3://").split("/", 1)
+    client = moto_server.client()
+    oids = []
+    for i in range(objects):
+        blob = file_content(99, f"obj{i}", object_size)
+        oids.append(hashlib.md5(blob).hexdigest())
+        key = f"{prefix}/files/md5/{oids[-1][:2]}/{oids[-1][2:]}"
+        client.put_object(Bucket=bucket, Key=key, Body=blob)
+    width = len(str(fanout - 1))
+    tree = Tree()
+    for i in range(entries):
+        key = (f"d{i % fanout:0{width}d}", f"f{i:07d}.bin")
+        tree.add(key, Meta(size=object_size), HashInfo("md5", oids[i % objects]))
+    tree.digest()
+    dir_oid = tree.hash_info.value
+    key = f"{prefix}/files/md5/{dir_oid[:2]}/{dir_oid[2:]}"
+    client.put_object(Bucket=bucket, Key=key, Body=tree.as_bytes())
+    parent, name = os.path.split(path)
+    (repo.root / parent).mkdir(parents=True, exist_ok=True)
+    (repo.root / f"{path}.dvc").write_text(
+        f"outs:\n- md5: {dir_oid}\n  size: {entries * object_size}\n  nfiles: {entries}\n"
+        f"  hash: md5\n  path: {name}\n"
+    )
+    (repo.root / parent / ".gitignore").write_text(f"/{name}\n")
+    repo.git("add", parent)
+    repo.commit(f"{entries:,} synthetic files")

@@ -15,7 +15,6 @@ Targets: append / dvc-add <= 0.5, append / pull-add <= 0.05. Run with
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import shutil
 import statistics
@@ -24,46 +23,13 @@ import warnings
 
 import pytest
 import yaml
+from bench_lib import write_synthetic_dataset
 
 N_ENTRIES = 20_000
 N_OBJECTS = 4
 N_NEW = 10
-OBJECT_SIZE = 1024
 
 _clones = itertools.count()
-
-
-def _write_synthetic_dataset(repo, moto_server) -> None:
-    from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.meta import Meta
-    from dvc_data.hashfile.tree import Tree
-
-    from dvc_stream.testing.repos import file_content
-
-    bucket, prefix = repo.remote_url.removeprefix("s3://").split("/", 1)
-    client = moto_server.client()
-    blobs = [file_content(99, f"obj{i}", OBJECT_SIZE) for i in range(N_OBJECTS)]
-    oids = []
-    for blob in blobs:
-        oid = hashlib.md5(blob).hexdigest()
-        oids.append(oid)
-        client.put_object(Bucket=bucket, Key=f"{prefix}/files/md5/{oid[:2]}/{oid[2:]}", Body=blob)
-    tree = Tree()
-    for i in range(N_ENTRIES):
-        key = (f"d{i % 100:02d}", f"f{i:05d}.bin")
-        tree.add(key, Meta(size=OBJECT_SIZE), HashInfo("md5", oids[i % N_OBJECTS]))
-    tree.digest()
-    dir_oid = tree.hash_info.value
-    key = f"{prefix}/files/md5/{dir_oid[:2]}/{dir_oid[2:]}"
-    client.put_object(Bucket=bucket, Key=key, Body=tree.as_bytes())
-    (repo.root / "data").mkdir()
-    (repo.root / "data/images.dvc").write_text(
-        f"outs:\n- md5: {dir_oid}\n  size: {N_ENTRIES * OBJECT_SIZE}\n  nfiles: {N_ENTRIES}\n"
-        "  hash: md5\n  path: images\n"
-    )
-    (repo.root / "data/.gitignore").write_text("/images\n")
-    repo.git("add", "data")
-    repo.commit("20,000 synthetic files")
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +37,7 @@ def origin(moto_server, tmp_path_factory):
     from dvc_stream.testing import make_repo
 
     repo = make_repo(tmp_path_factory.mktemp("bench-append") / "origin", moto_server)
-    _write_synthetic_dataset(repo, moto_server)
+    write_synthetic_dataset(repo, moto_server, N_ENTRIES, fanout=100, objects=N_OBJECTS)
     return repo
 
 
