@@ -1,7 +1,7 @@
 """Remote -> cache: one GET per object, deduplicated, prioritized, verified, atomic.
 
-Every download goes through one ``Fetcher``: a priority queue from which a dispatcher starts at
-most ``jobs`` downloads at a time. Demand misses come before hints, hints before background fill,
+Every download goes through one ``Fetcher``: a priority queue from which at most ``jobs``
+downloads run at a time. Demand misses come before hints, hints before background fill,
 and a demand request for an object already queued promotes it. An object is downloaded to a
 temporary file, checked against its md5, and only then added to the DVC cache with dvc-objects
 (atomic rename, read-only), so a reader never sees a partial object and a killed process leaves
@@ -93,47 +93,40 @@ class Fetcher:
         self._heap: list[tuple[int, int, str]] = []
         self._jobs: dict[str, _Job] = {}
         self._running = 0
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._seq = itertools.count()
         self._closed = False
         self._threads = ThreadPoolExecutor(jobs, thread_name_prefix="dvc-stream-download")
         self._adder = CacheAdder(thread_context)
         _remove_stale_downloads(tmp_dir)
-        self._dispatcher = threading.Thread(
-            target=self._dispatch, name="dvc-stream-fetch", daemon=True
-        )
-        self._dispatcher.start()
 
     def submit(self, ref: ObjectRef, priority: int = DEMAND) -> Future:
         """A future that completes when ``ref`` is in the cache (at once if it already is)."""
-        with self._cond:
+        with self._lock:
             job = self._jobs.get(ref.oid)
-            if job is not None:
-                if priority < job.priority and not job.started:
-                    job.priority = priority
-                    heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
-                return job.future
-            if self._closed:
-                raise FetchError(ref.display, ref.remote_name, "dvc stream is shutting down")
-            if ref.is_cached():
-                done: Future = Future()
-                done.set_result(ref.cache_path)
-                return done
-            self._jobs[ref.oid] = job = _Job(ref, priority)
-            heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
-            self._cond.notify_all()
-            return job.future
+            if job is None:
+                if self._closed:
+                    raise FetchError(ref.display, ref.remote_name, "dvc stream is shutting down")
+                if ref.is_cached():
+                    done: Future = Future()
+                    done.set_result(ref.cache_path)
+                    return done
+                self._jobs[ref.oid] = job = _Job(ref, priority)
+                heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
+            elif priority < job.priority and not job.started:
+                job.priority = priority
+                heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
+        self._start_ready()
+        return job.future
 
     def close(self, wait: bool = True, timeout: float = 10) -> None:
         """Stop taking work, cancel what is queued or in flight, and wait for the clean-up."""
-        with self._cond:
+        with self._lock:
             self._closed = True
             jobs = list(self._jobs.values())
-            self._cond.notify_all()
         for job in jobs:
             _cancel(job)
             _fail(job, FetchError(job.ref.display, job.ref.remote_name, "cancelled at shutdown"))
-        self._dispatcher.join(timeout=timeout if wait else 0)
         if wait:
             wait_for([job.download for job in jobs if job.download is not None], timeout)
         self._threads.shutdown(wait=wait, cancel_futures=True)
@@ -141,25 +134,26 @@ class Fetcher:
 
     # -- scheduling ----------------------------------------------------------------------------
 
-    def _dispatch(self) -> None:
-        with self.thread_context():
-            while (job := self._next_job()) is not None:
-                self._start(job)
+    def _start_ready(self) -> None:
+        """Start queued jobs, most urgent first, while fewer than ``jobs`` are running.
 
-    def _next_job(self) -> _Job | None:
-        with self._cond:
-            while True:
-                if self._closed:
-                    return None
-                if self._heap and self._running < self.jobs:
-                    _, _, oid = heapq.heappop(self._heap)
-                    job = self._jobs.get(oid)
-                    if job is None or job.started:
-                        continue  # done already, or a stale entry left by a promotion
-                    job.started = True
-                    self._running += 1
-                    return job
-                self._cond.wait()
+        Called on every submission and every finished download, in whatever thread that
+        happens: no scheduler thread stands between a demand miss and its request.
+        """
+        while (job := self._take()) is not None:
+            self._start(job)
+
+    def _take(self) -> _Job | None:
+        with self._lock:
+            while self._heap and self._running < self.jobs and not self._closed:
+                _, _, oid = heapq.heappop(self._heap)
+                job = self._jobs.get(oid)
+                if job is None or job.started:
+                    continue  # done already, or a stale entry left by a promotion
+                job.started = True
+                self._running += 1
+                return job
+            return None
 
     def _start(self, job: _Job) -> None:
         ref = job.ref
@@ -173,9 +167,9 @@ class Fetcher:
         download.add_done_callback(lambda fut: self._downloaded(job, tmp, fut))
 
     def _downloaded(self, job: _Job, tmp: str, download: Future) -> None:
-        with self._cond:
+        with self._lock:
             self._running -= 1
-            self._cond.notify_all()
+        self._start_ready()
         try:
             error = download.exception()
         except CancelledError as exc:
@@ -195,7 +189,7 @@ class Fetcher:
             with suppress(InvalidStateError):  # failed by close() meanwhile
                 job.future.set_result(ref.cache_path)
         finally:
-            with self._cond:
+            with self._lock:
                 if self._jobs.get(ref.oid) is job:
                     del self._jobs[ref.oid]
 
