@@ -1,4 +1,4 @@
-"""nox sessions: tests on every installed Python, lint, benchmarks, the demo."""
+"""nox sessions: tests on every installed Python, lint, benchmarks, real workloads, the demo."""
 
 import glob
 import os
@@ -75,6 +75,23 @@ def bench(session: nox.Session) -> None:
         "benchmarks/results/pytest-benchmark.json",
         *session.posargs,
     )
+
+
+# NOTE: one Python only: the torch 2.13.0 CPU wheel on these machines is built for 3.11, and
+# any other version would download a CUDA build of several GB.
+@nox.session(python="3.11")
+def integration(session: nox.Session) -> None:
+    """Real workloads: DataLoader workers, torchrun, a Jupyter kernel, third-party readers."""
+    session.install("-e", ".[tests,integration]")
+    session.run("pytest", "tests/integration", *session.posargs)
+
+
+@nox.session
+def reliability(session: nox.Session) -> None:
+    """The long reliability runs: the full soak and the repeated fault matrix (the rest of
+    tests/reliability is in the default run)."""
+    session.install("-e", ".[tests]")
+    session.run("pytest", "tests/reliability", "-m", "long", "-s", *session.posargs)
 
 
 @nox.session

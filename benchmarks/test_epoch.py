@@ -34,7 +34,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 64,
         "sleep_ms": 5,
         "train_classes": None,  # None: the whole directory
-        "modes": ["pull", "stream-naive", "stream", "dvc-api"],
+        "modes": ["pull", "stream-naive", "stream", "stream-mount", "dvc-api"],
     },
     "large": {
         "nfiles": 600,
@@ -43,7 +43,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 16,
         "sleep_ms": 150,
         "train_classes": None,
-        "modes": ["pull", "stream-naive", "stream", "dvc-api"],
+        "modes": ["pull", "stream-naive", "stream", "stream-mount", "dvc-api"],
     },
     "subset": {
         "nfiles": 50 * 100,
@@ -121,9 +121,9 @@ def run_mode(repo, proxy, conf: dict, mode: str, epochs: int, stats_dir) -> dict
         dvc_procs = [fetch, checkout]
         train = check(run_measured(train_args(conf, epochs), cwd, env))
         procs.append(train)
-    elif mode in ("stream", "stream-naive"):
+    elif mode in ("stream", "stream-naive", "stream-mount"):
         stats_file = stats_dir / f"stats-{mode}-{time.monotonic_ns()}.json"
-        opts = ["--prefetch", "none"] if mode == "stream-naive" else []
+        opts = {"stream-naive": ["--prefetch", "none"], "stream-mount": ["--mount"]}.get(mode, [])
         cmd = dvc_cmd("stream", *opts, "--stats", str(stats_file), "--", *train_args(conf, epochs))
         train = check(run_measured(cmd, cwd, env))
         procs.append(train)

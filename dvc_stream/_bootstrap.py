@@ -4,14 +4,16 @@ DVC builds its parser from a fixed module list, ``dvc.cli.parser.COMMANDS``, and
 points. This module is imported from ``dvc_stream.pth`` at every interpreter start, so it uses the
 standard library only and does no work until ``dvc.cli.parser`` is imported: a one-shot meta path
 finder waits for that import, then appends every module declared in the ``dvc.commands``
-entry-point group (``name = "package.module"``, a module with ``add_parser``) to ``COMMANDS``.
-Any installed package can declare commands in that group; this mechanism is not specific to
-dvc-stream.
+entry-point group (``name = "package.module"``, a module with ``add_parser``) to ``COMMANDS``,
+and calls once every callable declared in the ``dvc.cli_hooks`` group (``name = "module:func"``,
+no arguments), e.g. to wrap one of DVC's own commands. Any installed package can declare entry
+points in these groups; this mechanism is not specific to dvc-stream.
 """
 
 import sys
 
 ENTRY_POINT_GROUP = "dvc.commands"
+HOOK_GROUP = "dvc.cli_hooks"
 PARSER_MODULE = "dvc.cli.parser"
 
 
@@ -54,8 +56,10 @@ def register_commands(parser_module=None) -> None:
     parser_module._plugin_commands_registered = True
     from importlib.metadata import entry_points
 
+    # NOTE: one scan of the installed distributions serves both groups.
+    found = entry_points()
     commands = parser_module.COMMANDS
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+    for entry_point in found.select(group=ENTRY_POINT_GROUP):
         try:
             module = entry_point.load()
         except Exception as exc:
@@ -63,6 +67,11 @@ def register_commands(parser_module=None) -> None:
             continue
         if module not in commands:
             commands.append(module)
+    for entry_point in found.select(group=HOOK_GROUP):
+        try:
+            entry_point.load()()
+        except Exception as exc:
+            _warn(f"failed to run CLI hook '{entry_point.name}' ({entry_point.value}): {exc}")
 
 
 def _leave_stream_hooks() -> None:

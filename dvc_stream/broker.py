@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
 import time
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import FetchError, ManifestError
@@ -26,7 +27,7 @@ from dvc_stream.remotes import Remotes, jobs_for_latency, pull_jobs
 from dvc_stream.stats import Stats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from dvc.repo import Repo
 
@@ -66,6 +67,8 @@ class Broker:
         self._exact = frozenset(self.candidates[0])
         self._prefixes = tuple(self.candidates[1])
         self._fetched: set[str] = set()  # oids downloaded by this run
+        self._placement_lock = threading.Lock()
+        self._deferred: dict[str, TrackedFile] | None = None  # see placement_deferred()
         self._closed = False
 
     def _default_jobs(self) -> int:
@@ -93,6 +96,10 @@ class Broker:
         assert tracked is not None
         return Entry(FILE, self._size(tracked), mtime, tracked.isexec)
 
+    def kind(self, path: str) -> str | None:
+        found = self._kind(path)
+        return None if found is None else found[0]
+
     def listdir(self, path: str) -> dict[str, str] | None:
         names = self._guard(self.manifest.listdir, path)
         if names is not None:
@@ -102,27 +109,32 @@ class Broker:
         return names
 
     def materialize(self, path: str) -> str:
-        tracked = self._guard(self.manifest.file, path)
-        if tracked is None:
-            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        tracked = self._tracked(path)
         if os.path.lexists(path):
             return path
-        ref = self.ref(tracked)
-        start = time.perf_counter()
-        was_cached = ref.is_cached()
-        try:
-            self.fetcher.submit(ref, DEMAND).result()
-            self.placer.place(tracked)
-        except FetchError as exc:
-            self.stats.add(failed_files=1)
-            raise OSError(errno.EIO, str(exc), path) from None
-        finally:
-            self.stats.add(wait_seconds=time.perf_counter() - start)
-        # NOTE: an object that a prefetch brought in before it was placed counts as prefetched.
-        if was_cached and ref.oid not in self._fetched:
-            self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
-        self.prefetcher.touched(tracked)
+        self._demand(tracked)
         return path
+
+    def fetch_to_cache(self, path: str) -> str:
+        """Fetch the tracked file ``path`` into the cache; return the cached object's path.
+
+        The workspace copy follows at once, or when ``placement_deferred()`` ends (``--mount``:
+        the workspace is shadowed while mounted).
+        """
+        return self._demand(self._tracked(path)).cache_path
+
+    @contextmanager
+    def placement_deferred(self) -> Iterator[None]:
+        """Record the files fetched meanwhile instead of placing them; place them all on exit."""
+        with self._placement_lock:
+            self._deferred = {}
+        try:
+            yield
+        finally:
+            with self._placement_lock:
+                deferred, self._deferred = self._deferred, None
+            for tracked in (deferred or {}).values():
+                self.place_fetched(tracked)
 
     def prefetch(self, paths: list[str]) -> None:
         files = [f for f in map(self.manifest.file, paths) if f is not None]
@@ -145,9 +157,40 @@ class Broker:
     def place_fetched(self, tracked: TrackedFile) -> None:
         """Put a prefetched object in the workspace; called on a fetch worker."""
         try:
-            self.placer.place(tracked)
+            self._place(tracked)
         except OSError as exc:
             logger.debug("could not place prefetched '%s': %s", tracked.path, exc)
+
+    def _place(self, tracked: TrackedFile) -> None:
+        with self._placement_lock:
+            if self._deferred is not None:
+                self._deferred[tracked.path] = tracked
+                return
+        self.placer.place(tracked)
+
+    def _tracked(self, path: str) -> TrackedFile:
+        tracked = self._guard(self.manifest.file, path)
+        if tracked is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        return tracked
+
+    def _demand(self, tracked: TrackedFile) -> ObjectRef:
+        ref = self.ref(tracked)
+        start = time.perf_counter()
+        was_cached = ref.is_cached()
+        try:
+            self.fetcher.submit(ref, DEMAND).result()
+            self._place(tracked)
+        except FetchError as exc:
+            self.stats.add(failed_files=1)
+            raise OSError(errno.EIO, str(exc), tracked.path) from None
+        finally:
+            self.stats.add(wait_seconds=time.perf_counter() - start)
+        # NOTE: an object that a prefetch brought in before it was placed counts as prefetched.
+        if was_cached and ref.oid not in self._fetched:
+            self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
+        self.prefetcher.touched(tracked)
+        return ref
 
     def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:
         self._fetched.add(ref.oid)
@@ -169,6 +212,9 @@ class Broker:
     def _size(self, tracked: TrackedFile) -> int:
         if tracked.size is not None:
             return tracked.size
+        known = self.sizes.known(tracked.oid)
+        if known is not None:
+            return known
         siblings = list(tracked.output.files_in(tracked.reldir)) if tracked.output.isdir else []
         try:
             return self.sizes.size(tracked, siblings, self.ref)

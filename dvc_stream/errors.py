@@ -31,3 +31,7 @@ class BrokerError(DvcStreamError):
 
 class AppendError(DvcStreamError):
     """``dvc append`` refused or failed before changing anything."""
+
+
+class MountError(DvcStreamError):
+    """``--mount`` cannot work here (FUSE missing), was given a bad target, or failed to mount."""

@@ -5,8 +5,8 @@ The file is linked or copied from the cache (``cache.type``) to a temporary name
 if the program created that file meanwhile: the local copy always wins. Nothing half-placed is
 ever in the workspace, not even under a hidden name, so no listing shows one and a killed run
 leaves none behind (the next run removes its stale temporary files). Only an output on another
-filesystem than ``.dvc/tmp`` gets its temporary file beside the real name. Placed files are recorded in DVC's state
-in batches, so ``dvc status`` does not rehash them.
+filesystem than ``.dvc/tmp`` gets its temporary file beside the real name. Placed files are
+recorded in DVC's state in batches, so ``dvc status`` does not rehash them.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class Placer:
         cache = tracked.output.out.cache
         parent, name = os.path.split(dest)
         os.makedirs(parent, exist_ok=True)
+        if tracked.output.isdir:
+            _check_inside(parent, tracked.output.path)
         output = tracked.output.path
         if output in self._in_place:
             tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.dvc-stream-tmp")
@@ -122,6 +124,18 @@ class Placer:
                 continue
         if items:
             self._state.save_many(items, localfs)
+
+
+def _check_inside(parent: str, output: str) -> None:
+    """Refuse to write through a symlink that leads out of the output (the output itself may be
+    a symlink, e.g. to a larger disk)."""
+    real_parent, real_output = os.path.realpath(parent), os.path.realpath(output)
+    if real_parent != real_output and not real_parent.startswith(real_output + os.sep):
+        raise PermissionError(
+            errno.EACCES,
+            f"dvc stream: '{parent}' leads outside the tracked directory '{output}'",
+            parent,
+        )
 
 
 def _remove_stale(staging: str) -> None:

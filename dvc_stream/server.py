@@ -3,7 +3,7 @@
 Only the user who started ``dvc stream`` can connect: the socket lives in a 0700 directory, and
 each connection's peer credentials are checked where the OS reports them (``SO_PEERCRED``).
 Every frame is size-bounded and validated; a malformed request is answered with an error or ends
-that connection, never the broker.
+that connection, never the broker, and a client that goes away mid-answer is not an error.
 """
 
 from __future__ import annotations
@@ -60,6 +60,8 @@ def dispatch(broker: Broker, request: object) -> object:
     if op == "lookup":
         entry = broker.lookup(path)
         return None if entry is None else entry.__dict__
+    if op == "kind":
+        return broker.kind(path)
     if op == "listdir":
         return broker.listdir(path)
     return broker.materialize(path)
@@ -77,9 +79,15 @@ class _Handler(socketserver.BaseRequestHandler):
         while True:
             try:
                 request = protocol.read_frame(sock, protocol.MAX_REQUEST)
+                answer = self._answer(request)
+            except protocol.MalformedFrame as exc:
+                answer = {"error": {"errno": errno.EINVAL, "message": f"bad request: {exc}"}}
             except (EOFError, OSError, protocol.ProtocolError):
                 return
-            sock.sendall(protocol.encode(self._answer(request)))
+            try:
+                sock.sendall(protocol.encode(answer))
+            except OSError:  # the client is gone (killed, interrupted)
+                return
 
     def _answer(self, request: object) -> dict:
         try:
@@ -108,6 +116,10 @@ class BrokerServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self._thread = threading.Thread(
             target=self.serve_forever, name="dvc-stream-broker", daemon=True
         )
+
+    def handle_error(self, request, client_address) -> None:
+        # NOTE: socketserver would print a traceback into the user's terminal.
+        logger.debug("dvc stream broker connection failed", exc_info=True)
 
     def start(self) -> BrokerServer:
         self._thread.start()

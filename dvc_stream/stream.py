@@ -78,7 +78,10 @@ def run_streaming(
             returncode = _run_child(command, child_env(address))
     finally:
         broker.close()
-    _report(broker, stats_file, quiet, returncode)
+        from dvc_stream import guard
+
+        partial = guard.record(repo, broker.placer.placed_outputs.values())
+    _report(broker, stats_file, quiet, returncode, [p.hint() for p in partial])
     return returncode
 
 
@@ -134,7 +137,9 @@ def _terminal_delivers_interrupts() -> bool:
         return False
 
 
-def _report(broker: Broker, stats_file: str | None, quiet: bool, returncode: int) -> None:
+def _report(
+    broker: Broker, stats_file: str | None, quiet: bool, returncode: int, hints: list[str]
+) -> None:
     if stats_file:
         broker.stats.write_json(
             stats_file, jobs=broker.jobs, prefetch=broker.prefetcher.policy, exit_code=returncode
@@ -144,9 +149,5 @@ def _report(broker: Broker, stats_file: str | None, quiet: bool, returncode: int
     from dvc.ui import ui
 
     ui.error_write(broker.stats.summary())
-    stats = broker.stats
-    if stats.demand_files + stats.prefetched_files + stats.cached_files:
-        ui.error_write(
-            "The workspace now holds part of the tracked data: "
-            "`dvc pull` completes it, `dvc checkout` places what is already in the cache."
-        )
+    for hint in hints:
+        ui.error_write(hint)

@@ -87,3 +87,38 @@ def test_install_twice_registers_once(env, tmp_path):
         """
     )
     assert _python(code, env=env, cwd=tmp_path).stdout.split() == ["1", "1"]
+
+
+def test_cli_hooks_run_once_and_a_broken_one_does_not_break_dvc(env, tmp_path):
+    site = tmp_path / "site"
+    dist = site / "hook_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: hook-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[dvc.cli_hooks]\ncounted = hook_plugin_mod:counted\nbroken = hook_plugin_mod:broken\n"
+    )
+    (site / "hook_plugin_mod.py").write_text(
+        "import sys\n"
+        "def counted():\n    print('hook ran', file=sys.stderr)\n"
+        "def broken():\n    raise RuntimeError('this hook is broken')\n"
+    )
+    env["PYTHONPATH"] = str(site)
+
+    proc = run_dvc("--help", cwd=tmp_path, env=env)
+
+    assert set(COMMANDS) <= _listed(proc.stdout)
+    assert proc.stderr.count("hook ran") == 1, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "broken" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0].upper(), proc.stderr
+
+
+def test_partial_workspace_guard_is_installed(env, tmp_path):
+    code = textwrap.dedent(
+        """
+        import dvc.cli.parser
+        from dvc.commands.add import CmdAdd
+        from dvc.commands.commit import CmdCommit
+        print(*(hasattr(c.run, "_dvc_stream_guard") for c in (CmdAdd, CmdCommit)))
+        """
+    )
+    assert _python(code, env=env, cwd=tmp_path).stdout.split() == ["True", "True"]

@@ -99,7 +99,7 @@ def add_parser(subparsers, parent_parser):
     parser.add_argument(
         "--mount",
         action="store_true",
-        help="Also mount a FUSE view of incomplete tracked directories, "
+        help="Also mount a read-only FUSE view (needs fuse3) of incomplete tracked directories, "
         "for programs that read files from C or C++.",
     )
     parser.add_argument(

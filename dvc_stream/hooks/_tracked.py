@@ -118,6 +118,25 @@ def absent_entry(path: Any, get: Callable) -> tuple[str, Entry] | None:
     return None if entry is None else (abs_path, entry)
 
 
+def kind_of(path: Any, original: Callable[[Any], bool], get: Callable) -> str | bool:
+    """For ``os.path.exists`` and its kin: True if ``original(path)`` holds, else the tracked
+    kind of ``path`` (FILE, DIR), else False. A tracked file's kind needs no size request."""
+    tls = _tls
+    busy, tls.busy = tls.busy, True  # NOTE: Guard inlined: this runs for every path
+    try:
+        if original(path):
+            return True
+    finally:
+        tls.busy = busy
+    abs_path = candidate(path, get)
+    if abs_path is None:
+        return False
+    try:
+        return ask(get, "kind", abs_path) or False
+    except OSError:
+        return False
+
+
 def tracked_stat(path: Any, get: Callable) -> os.stat_result | None:
     found = absent_entry(path, get)
     return None if found is None else _stat.fake_stat(*found)

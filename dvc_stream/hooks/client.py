@@ -15,12 +15,15 @@ import threading
 from . import protocol
 from .resolver import Entry
 
+_UNKNOWN = object()
+
 
 class BrokerClient:
     def __init__(self, address: str):
         self.address = address
         self._local = threading.local()
         self._lookups: dict[str, Entry | None] = {}
+        self._kinds: dict[str, str | None] = {}
         self._listings: dict[str, dict[str, str] | None] = {}
         hello = self._call({"op": "hello"})
         self._exact = frozenset(hello["exact"])
@@ -69,6 +72,17 @@ class BrokerClient:
         entry = Entry(**found) if found is not None else None
         self._lookups[path] = entry
         return entry
+
+    def kind(self, path: str) -> str | None:
+        entry = self._lookups.get(path, _UNKNOWN)
+        if entry is not _UNKNOWN:
+            return None if entry is None else entry.type
+        try:
+            return self._kinds[path]
+        except KeyError:
+            pass
+        kind = self._kinds[path] = self._call({"op": "kind", "path": path})
+        return kind
 
     def listdir(self, path: str) -> dict[str, str] | None:
         try:

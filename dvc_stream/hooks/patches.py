@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from . import _stat, _tracked
 from ._tracked import use_original
-from .resolver import DIR
+from .resolver import DIR, FILE
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -40,11 +40,14 @@ class Patch(NamedTuple):
 
     ``target`` is a module or a class, by import path; ``factory(original, resolver_getter)``
     returns the replacement of ``target.name``. Functions set on a class are made static.
+    ``loaded_only`` entries apply only if their module is already imported: they are for
+    modules that copied a name at their own import, before the hooks were installed.
     """
 
     target: str
     name: str
     factory: Callable[[Any, Callable[[], Resolver | None]], Any]
+    loaded_only: bool = False
 
 
 def _make_open(original: Callable, get: Callable) -> Callable:
@@ -152,6 +155,29 @@ def _make_lstat(original: Callable, get: Callable) -> Callable:
     return lstat
 
 
+def _make_exists(original: Callable, get: Callable) -> Callable:
+    def exists(path):
+        return _tracked.kind_of(path, original, get) is not False
+
+    return exists
+
+
+def _make_isfile(original: Callable, get: Callable) -> Callable:
+    def isfile(path):
+        found = _tracked.kind_of(path, original, get)
+        return found is True or found == FILE
+
+    return isfile
+
+
+def _make_isdir(original: Callable, get: Callable) -> Callable:
+    def isdir(path):
+        found = _tracked.kind_of(path, original, get)
+        return found is True or found == DIR
+
+    return isdir
+
+
 def _make_access(original: Callable, get: Callable) -> Callable:
     def access(path, mode, *, dir_fd=None, effective_ids=False, follow_symlinks=True):
         kwargs = {"dir_fd": dir_fd, "effective_ids": effective_ids}
@@ -246,8 +272,18 @@ PATCHES: list[Patch] = [
     Patch("os", "listdir", _make_listdir),
     Patch("os", "scandir", _make_scandir),
     Patch("os", "chdir", _make_chdir),
-    # NOTE: os.path.*, os.walk, glob.glob, shutil.copy* and (3.11+) pathlib look these os/io
-    # names up at call time, so they need no entries of their own.
+    # NOTE: these four would work through os.stat too, but a tracked file's stat needs its size:
+    # a metadata request to the remote, which an existence check should not cost.
+    Patch("os.path", "exists", _make_exists),
+    Patch("os.path", "lexists", _make_exists),
+    Patch("os.path", "isfile", _make_isfile),
+    Patch("os.path", "isdir", _make_isdir),
+    # NOTE: IPython gives notebook cells an `open` that calls its own `io_open`, bound when
+    # IPython was imported; hooks installed from a cell come later. A kernel started under
+    # `dvc stream` imports IPython after the hooks and binds the patched io.open.
+    Patch("IPython.core.interactiveshell", "io_open", _make_open, loaded_only=True),
+    # NOTE: os.walk, glob.glob, shutil.copy*, the rest of os.path and (3.11+) pathlib look these
+    # os/io names up at call time, so they need no entries of their own.
 ]
 """Everything the hooks patch, in install order (``uninstall`` goes in reverse)."""
 
@@ -315,6 +351,8 @@ def install(resolver: Resolver) -> None:
 def _apply_all() -> None:
     made: dict[tuple[Any, int], Any] = {}  # one replacement per (factory, original)
     for patch in PATCHES:
+        if patch.loaded_only and patch.target not in sys.modules:
+            continue
         owner = _resolve(patch.target)
         raw = _raw(owner, patch.name)
         original = _unwrap(raw)

@@ -6,11 +6,14 @@ an object with ``"op"`` and its arguments; each answer is ``{"ok": value}`` or
 
 - ``hello`` -> ``{"exact": [paths], "prefixes": [dir + "/"]}``: what ``is_candidate`` checks.
 - ``lookup`` ``path`` -> ``{"type", "size", "mtime", "isexec"}`` or null.
+- ``kind`` ``path`` -> ``"file"``, ``"dir"`` or null: ``lookup`` without the size.
 - ``listdir`` ``path`` -> ``{name: "file" | "dir"}`` or null.
 - ``materialize`` ``path`` -> the local path to open, once the file is in the workspace.
 - ``prefetch`` ``paths`` -> null; a hint, answered at once.
 
-Requests are bounded by ``MAX_REQUEST`` bytes; a larger or malformed frame closes the connection.
+Requests are bounded by ``MAX_REQUEST`` bytes: a larger frame closes the connection, since its
+body cannot be skipped cheaply; a frame of the right size whose body is not JSON is answered with
+an error, and the connection goes on.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import struct
 HEADER = struct.Struct(">I")
 MAX_REQUEST = 1 << 20
 MAX_RESPONSE = 1 << 30
-OPS = ("hello", "lookup", "listdir", "materialize", "prefetch")
+OPS = ("hello", "lookup", "kind", "listdir", "materialize", "prefetch")
 
 ENV_SOCKET = "DVC_STREAM_SOCKET"
 ENV_HOOKS_DIR = "DVC_STREAM_HOOKS"
@@ -29,6 +32,10 @@ ENV_HOOKS_DIR = "DVC_STREAM_HOOKS"
 
 class ProtocolError(Exception):
     """A frame that is too large, truncated, or not the JSON object it should be."""
+
+
+class MalformedFrame(ProtocolError):
+    """A complete frame whose body is not JSON; the stream is still in step."""
 
 
 def encode(message: object) -> bytes:
@@ -51,7 +58,8 @@ def read_frame(sock, limit: int) -> object:
     (size,) = HEADER.unpack(_recv_exact(sock, HEADER.size))
     if size > limit:
         raise ProtocolError(f"frame of {size} bytes exceeds the limit of {limit}")
+    body = _recv_exact(sock, size)
     try:
-        return json.loads(_recv_exact(sock, size))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ProtocolError(f"malformed frame: {exc}") from None
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:  # NOTE: deep nesting exhausts the stack
+        raise MalformedFrame(f"malformed frame: {type(exc).__name__}: {exc}") from None

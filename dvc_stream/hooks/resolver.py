@@ -36,6 +36,9 @@ class Resolver(Protocol):
         size, which the implementation memoizes.
         """
 
+    def kind(self, path: str) -> str | None:
+        """FILE, DIR or None: what ``lookup`` would say of the type, without a file's size."""
+
     def listdir(self, path: str) -> dict[str, str] | None:
         """Tracked children of the directory ``path``: name -> FILE or DIR; None if untracked."""
 

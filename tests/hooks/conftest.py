@@ -98,18 +98,29 @@ class FakeResolver:
     def lookup(self, path: str) -> Entry | None:
         self._enter("lookup", path)
         try:
-            if self._rel(path) is None:
-                if self._ancestor_names(path):
-                    return Entry(DIR, 0, MTIME)
-                return None
-            try:
-                st = os.stat(self._remote(path))  # goes through the hooks: guarded
-            except FileNotFoundError:
-                return None
-            kind = DIR if stat.S_ISDIR(st.st_mode) else FILE
-            return Entry(kind, st.st_size, st.st_mtime, bool(st.st_mode & 0o100))
+            return self._entry(path)
         finally:
             self._leave()
+
+    def kind(self, path: str) -> str | None:
+        self._enter("kind", path)
+        try:
+            entry = self._entry(path)
+            return None if entry is None else entry.type
+        finally:
+            self._leave()
+
+    def _entry(self, path: str) -> Entry | None:
+        if self._rel(path) is None:
+            if self._ancestor_names(path):
+                return Entry(DIR, 0, MTIME)
+            return None
+        try:
+            st = os.stat(self._remote(path))  # goes through the hooks: guarded
+        except FileNotFoundError:
+            return None
+        kind = DIR if stat.S_ISDIR(st.st_mode) else FILE
+        return Entry(kind, st.st_size, st.st_mtime, bool(st.st_mode & 0o100))
 
     def listdir(self, path: str) -> dict[str, str] | None:
         self._enter("listdir", path)

@@ -242,6 +242,27 @@ def test_untracked_paths_never_reach_the_resolver(hooked):
     assert hooked.resolver.calls == []
 
 
+def test_existence_checks_never_ask_for_a_size(hooked):
+    assert os.path.exists("data/b.bin")
+    assert os.path.lexists("model.pkl")
+    assert os.path.isfile("data/sub/deep/f.txt")
+    assert not os.path.isdir("data/sub/deep/f.txt")
+    assert os.path.isdir("data/img/nested")
+    assert not os.path.isfile("data/img")
+    assert not os.path.exists("data/missing.txt")
+    assert not os.path.isfile(os.path.join(hooked.workspace, "data", "nope"))
+    assert hooked.resolver.count("kind") == 8
+    assert hooked.resolver.count("lookup") == 0
+    assert not os.path.exists("data/b.bin/x")
+
+
+def test_existence_checks_of_present_paths_stay_local(hooked):
+    assert os.path.exists("data/a.txt")
+    assert os.path.isfile("data/sub/c.txt")
+    assert os.path.isdir("data/sub")
+    assert hooked.resolver.calls == []
+
+
 def test_fd_dir_fd_and_bytes_paths_go_straight_through(hooked):
     fd = os.open("data", os.O_RDONLY)
     try:

@@ -373,3 +373,36 @@ def test_unusual_file_names(dvc_repo, tmp_path):
     got = last_json(stream_python(dvc_repo, script, "data/odd"))
     assert got == {name: md5(data) for name, data in files.items()}
     assert dvc_repo.tracked_files("data/odd") == files
+
+
+EXISTENCE_CHECKS = r"""
+import json, os, sys
+top = sys.argv[1]
+names = sorted(os.listdir(top))
+print(json.dumps({
+    "exists": all(os.path.exists(os.path.join(top, n)) for n in names),
+    "isfile": [os.path.isfile(os.path.join(top, n)) for n in names[:3]],
+    "isdir": os.path.isdir(top),
+    "absent": os.path.exists(os.path.join(top, "absent.bin")),
+}))
+"""
+
+
+def test_existence_checks_send_no_requests(dvc_repo, latency_proxy, tmp_path):
+    dvc_repo.make_dataset("data/images", nfiles=40, size=64, depth=0)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "exists.py", EXISTENCE_CHECKS)
+    proc = stream_python(dvc_repo, script, "data/images")
+    latency_proxy.reset_counters()
+    proc = stream_python(dvc_repo, script, "data/images")
+    assert last_json(proc) == {
+        "exists": True,
+        "isfile": [True, True, True],
+        "isdir": True,
+        "absent": False,
+    }
+    # NOTE: the two HEADs of the .dir object measure the round trip at start-up; a stat of each
+    # file would have cost a HEAD of its object
+    assert [r for r in latency_proxy.request_log if not r[1].endswith(".dir")] == []
+    assert not (dvc_repo.root / "data/images").exists()

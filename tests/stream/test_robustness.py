@@ -1,9 +1,8 @@
-"""Failures on the way from the remote, odd ways of opening files, and the process tree."""
+"""Odd ways of opening files, the process tree, signals, remotes and cache types."""
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -26,68 +25,7 @@ for path in sys.argv[1:]:
 print(json.dumps(out))
 """
 
-SIZE = 256 * 1024
-
-
-@pytest.fixture
-def big(dvc_repo, latency_proxy):
-    dataset = dvc_repo.make_dataset("data/images", nfiles=4, size=SIZE, depth=0)
-    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
-    dvc_repo.wipe()
-    return dvc_repo, dataset
-
-
-@pytest.mark.parametrize(
-    ("kind", "extra"),
-    [
-        ("status", {"status": 503}),
-        ("reset", {"after_bytes": 4096}),
-        ("drop", {"after_bytes": 4096}),
-    ],
-)
-def test_transient_fault_is_retried(big, latency_proxy, tmp_path, kind, extra):
-    repo, dataset = big
-    rel = sorted(dataset.files)[1]
-    oid = md5(dataset.files[rel])
-    latency_proxy.add_fault(kind, method="GET", path_contains=oid[2:], times=1, **extra)
-    script = write_script(tmp_path, "read.py", READ)
-    path = f"data/images/{rel}"
-    got = last_json(stream_python(repo, script, path))
-    assert got[path] == ["ok", SIZE, oid], got
-    assert (repo.root / path).read_bytes() == dataset.files[rel]
-
-
-def test_persistent_fault_is_an_oserror(big, latency_proxy, tmp_path):
-    repo, dataset = big
-    rel = sorted(dataset.files)[2]
-    oid = md5(dataset.files[rel])
-    latency_proxy.add_fault("status", method="GET", path_contains=oid[2:], times=100, status=403)
-    script = write_script(tmp_path, "read.py", READ)
-    path = f"data/images/{rel}"
-    got = last_json(stream_python(repo, script, path))
-    kind, _errno, message = got[path]
-    assert kind == "OSError"
-    assert rel in message and "storage" in message
-    assert not os.path.lexists(repo.root / path)
-
-
-def test_corrupted_object_is_not_placed(dvc_repo, moto_server, tmp_path):
-    dataset = dvc_repo.make_dataset("data/images", nfiles=4, size=1000, depth=0)
-    dvc_repo.wipe()
-    rel = sorted(dataset.files)[0]
-    oid = md5(dataset.files[rel])
-    bucket = dvc_repo.remote_url.split("/")[2]
-    key = f"store/files/md5/{oid[:2]}/{oid[2:]}"
-    moto_server.client().put_object(Bucket=bucket, Key=key, Body=b"x" * 1000)
-    script = write_script(tmp_path, "read.py", READ)
-    path = f"data/images/{rel}"
-    got = last_json(stream_python(dvc_repo, script, path))
-    kind, _errno, message = got[path]
-    assert kind == "OSError"
-    assert rel in message and "storage" in message
-    assert not os.path.lexists(dvc_repo.root / path)
-    cache = dvc_repo.root / ".dvc/cache/files/md5" / oid[:2] / oid[2:]
-    assert not cache.exists()
+# NOTE: faults on the way from the remote and corrupted objects: tests/reliability/.
 
 
 OPENERS = r"""

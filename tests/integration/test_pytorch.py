@@ -1,0 +1,173 @@
+"""``examples/pytorch/train.py`` under ``dvc stream``: DataLoader workers of every start method,
+and torchrun with one rank per process.
+
+Streamed runs must train exactly as on pulled data: the same seed gives the same loss at every
+step. Under torchrun each rank reads only its ``DistributedSampler`` shard, and every file is
+downloaded once in all.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import IMAGES, pulled_clone, read_json, run, stream
+
+pytest.importorskip("torch")
+pytest.importorskip("PIL")
+
+pytestmark = pytest.mark.slow
+
+TRAIN = ("train.py", "--data", IMAGES, "--batch-size", "16", "--seed", "7")
+
+
+@pytest.fixture(scope="module")
+def reference(image_repo, tmp_path_factory):
+    """The report of a run on a pulled clone: 2 fork workers, the same seed."""
+    clone = pulled_clone(image_repo.origin)
+    report = tmp_path_factory.mktemp("reference") / "report.json"
+    command = [*TRAIN, "--workers", "2", "--start-method", "fork", "--report", report]
+    run(clone, sys.executable, *command)
+    return read_json(report)
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+def test_dataloader_workers_train_as_on_pulled_data(image_repo, reference, tmp_path, start_method):
+    clone = image_repo.fresh_clone()
+    report, stats = tmp_path / "report.json", tmp_path / "stats.json"
+    command = [*TRAIN, "--workers", "2", "--start-method", start_method, "--report", report]
+    stream(clone, sys.executable, *command, options=("--stats", str(stats)))
+    got = read_json(report)
+    assert len(reference["losses"]) == 4
+    assert got["losses"] == reference["losses"]
+    assert got["files"] == reference["files"]
+    counts = read_json(stats)
+    assert counts["failed_files"] == 0
+    fetched = counts["demand_files"] + counts["prefetched_files"]
+    assert fetched == len(image_repo.files), counts
+    assert counts["demand_bytes"] + counts["prefetched_bytes"] == image_repo.total_size
+    assert clone.tracked_files(IMAGES) == image_repo.origin.tracked_files(IMAGES)
+
+
+def _torchrun() -> str:
+    exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    if not os.path.exists(exe):
+        pytest.skip("torchrun is not installed next to this interpreter")
+    return exe
+
+
+def _torchrun_one_node() -> list[str]:
+    return [_torchrun(), "--standalone", "--nproc-per-node", "2"]
+
+
+def _object_gets(log) -> list[str]:
+    paths = [path.split("?", 1)[0] for method, path in log if method == "GET"]
+    return [p for p in paths if "/files/md5/" in p and not p.endswith(".dir")]
+
+
+def test_torchrun_ranks_fetch_only_their_shards(image_repo, latency_proxy, tmp_path):
+    clone = image_repo.fresh_clone()
+    clone.set_endpoint(latency_proxy.endpoint_url)
+    stats = tmp_path / "stats.json"
+    latency_proxy.reset_counters()
+    train = [*TRAIN, "--distributed", "--workers", "1", "--report", tmp_path / "rank{rank}.json"]
+    stream(
+        clone, *_torchrun_one_node(), *train, options=("--prefetch", "none", "--stats", str(stats))
+    )
+    ranks = [read_json(tmp_path / f"rank{rank}.json") for rank in (0, 1)]
+    shards = [set(report["files"]) for report in ranks]
+    every = {f"{IMAGES}/{relpath}" for relpath in image_repo.files}
+    assert shards[0].isdisjoint(shards[1])
+    assert shards[0] | shards[1] == every
+    assert [len(report["losses"]) for report in ranks] == [2, 2]
+    counts = read_json(stats)
+    assert counts["demand_files"] == len(every)
+    assert counts["prefetched_files"] == counts["cached_files"] == counts["failed_files"] == 0
+    assert 0.95 <= counts["demand_bytes"] / image_repo.total_size <= 1.1
+    gets = _object_gets(latency_proxy.request_log)
+    assert len(gets) == len(set(gets)) == len(every), "each object must be downloaded once"
+
+
+def test_torchrun_with_prefetch_downloads_the_dataset_once(image_repo, latency_proxy, tmp_path):
+    # Both ranks list every class folder, so the prefetcher fills the whole dataset: still one
+    # download per object for the two processes together.
+    clone = image_repo.fresh_clone()
+    clone.set_endpoint(latency_proxy.endpoint_url)
+    stats = tmp_path / "stats.json"
+    latency_proxy.reset_counters()
+    train = [*TRAIN, "--distributed", "--workers", "0"]
+    stream(clone, *_torchrun_one_node(), *train, options=("--stats", str(stats)))
+    counts = read_json(stats)
+    fetched = counts["demand_bytes"] + counts["prefetched_bytes"] + counts["cached_bytes"]
+    assert fetched == image_repo.total_size, counts
+    gets = _object_gets(latency_proxy.request_log)
+    assert len(gets) == len(set(gets)) == len(image_repo.files)
+    assert clone.tracked_files(IMAGES) == image_repo.origin.tracked_files(IMAGES)
+
+
+def _node_command(node: int, port: str, out: Path) -> list[str]:
+    """``dvc stream ... torchrun`` as node ``node`` of 2, one rank each, static rendezvous."""
+    torchrun = [_torchrun(), "--nnodes", "2", "--node-rank", str(node)]
+    torchrun += ["--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
+    train = [*TRAIN, "--distributed", "--epochs", "2", "--workers", "1"]
+    train += ["--report", str(out / "rank{rank}.json")]
+    stats = ["--stats", str(out / f"stats{node}.json")]
+    return [
+        sys.executable,
+        "-m",
+        "dvc",
+        "stream",
+        "--prefetch",
+        "none",
+        *stats,
+        "--",
+        *torchrun,
+        *train,
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_two_nodes_with_a_shared_cache_download_the_dataset_once(
+    image_repo, latency_proxy, tmp_path
+):
+    # The multi-node recipe on one machine: one `dvc stream` per node, each in its own clone,
+    # one remote, one DVC cache. In epoch 2 the sampler reshuffles, so each node reads files the
+    # other one fetched in epoch 1: they come from the shared cache, not from the remote.
+    shared_cache = tmp_path / "shared-cache"
+    nodes = [image_repo.fresh_clone() for _ in range(2)]
+    for clone in nodes:
+        clone.set_endpoint(latency_proxy.endpoint_url)
+        clone.dvc("cache", "dir", "--local", shared_cache)
+    port = str(_free_port())
+    latency_proxy.reset_counters()
+    procs = [
+        subprocess.Popen(
+            _node_command(rank, port, tmp_path),
+            cwd=clone.root,
+            env=clone.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for rank, clone in enumerate(nodes)
+    ]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], "\n".join(outputs)
+    counts = [read_json(tmp_path / f"stats{rank}.json") for rank in (0, 1)]
+    reports = [read_json(tmp_path / f"rank{rank}.json") for rank in (0, 1)]
+    for count, report in zip(counts, reports, strict=True):
+        assert count["demand_files"] + count["cached_files"] == len(report["files"])
+    assert sum(count["demand_files"] for count in counts) == len(image_repo.files)
+    assert sum(count["cached_files"] for count in counts) > 0
+    gets = _object_gets(latency_proxy.request_log)
+    assert len(gets) == len(set(gets)) == len(image_repo.files)

@@ -1,0 +1,147 @@
+"""Helpers for the reliability suite: ``dvc stream`` in its own process group, leftovers."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dvc_stream.testing.repos import DvcRepo
+
+DOWNLOADS = Path(".dvc/tmp/stream-downloads")
+STAGING = Path(".dvc/tmp/stream-place")
+
+READ = r"""
+import hashlib, json, sys
+from concurrent.futures import ThreadPoolExecutor
+def read(path):
+    try:
+        with open(path, "rb") as fobj:
+            data = fobj.read()
+        return ["ok", len(data), hashlib.md5(data).hexdigest()]
+    except OSError as exc:
+        return [type(exc).__name__, exc.errno, str(exc)]
+paths = sys.argv[1:]
+with ThreadPoolExecutor(8) as pool:
+    print(json.dumps(dict(zip(paths, pool.map(read, paths)))))
+"""
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip the ``long`` tests unless the marker expression asks for them."""
+    if "long" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="a long run: `nox -s reliability` or `pytest -m long`")
+    for item in items:
+        if item.get_closest_marker("long") is not None:
+            item.add_marker(skip)
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+def write_script(directory: Path, name: str, text: str) -> Path:
+    path = Path(directory) / name
+    path.write_text(text)
+    return path
+
+
+def last_json(proc: subprocess.CompletedProcess[str]):
+    lines = proc.stdout.strip().splitlines()
+    assert lines, f"no output\nstderr:\n{proc.stderr}"
+    return json.loads(lines[-1])
+
+
+def stream(
+    repo: DvcRepo, *command: str | os.PathLike[str], options=("--prefetch", "none"), **kw
+) -> subprocess.CompletedProcess[str]:
+    return repo.dvc("stream", *options, "--", *map(str, command), **kw)
+
+
+def spawn_stream(
+    repo: DvcRepo, *command: str | os.PathLike[str], options=("--prefetch", "none")
+) -> subprocess.Popen[str]:
+    """``dvc stream`` in a new session, so a test can signal its whole process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dvc", "stream", *options, "--", *map(str, command)],
+        cwd=repo.root,
+        env=repo.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fobj:
+                fields = fobj.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            members.append(int(entry))
+    return members
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def partial_files(repo: DvcRepo, dataset_path: str, files: dict[str, bytes]) -> list[str]:
+    """Files in the workspace or the cache that are not exactly what they should be."""
+    bad = []
+    base = repo.root / dataset_path
+    for path in base.rglob("*") if base.exists() else ():
+        if path.is_file() or path.is_symlink():
+            rel = path.relative_to(base).as_posix()
+            if rel not in files or path.read_bytes() != files[rel]:
+                bad.append(str(path))
+    digests = {md5(data) for data in files.values()}
+    cache = repo.root / ".dvc/cache/files/md5"
+    for path in cache.rglob("*") if cache.exists() else ():
+        if path.is_file() and not path.name.endswith(".dir"):
+            oid = path.parent.name + path.name
+            if oid not in digests or md5(path.read_bytes()) != oid:
+                bad.append(str(path))
+    return bad
+
+
+def temp_files(repo: DvcRepo) -> list[str]:
+    """Temporary files dvc stream owns: downloads in progress and placements in progress."""
+    found = [str(p) for p in (repo.root / DOWNLOADS).glob("*")]
+    found += [str(p) for p in (repo.root / STAGING).glob("*")]
+    found += [str(p) for p in repo.root.rglob("*.dvc-stream-tmp")]
+    return found
+
+
+def rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as fobj:
+        for line in fobj:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
