@@ -21,13 +21,13 @@ import logging
 import os
 import threading
 import time
-import uuid
 from concurrent.futures import CancelledError, Future, InvalidStateError, ThreadPoolExecutor
 from concurrent.futures import wait as wait_for
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dvc_stream import scratch, stall
 from dvc_stream.cache_adder import CacheAdder, Download
 from dvc_stream.errors import FetchError
 
@@ -39,7 +39,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEMAND, HINT, BACKGROUND = 0, 1, 2
-TMP_SUFFIX = ".dvc-stream-part"
 
 
 @dataclass(frozen=True)
@@ -90,6 +89,7 @@ class Fetcher:
         self.backoff = backoff
         self.on_fetched = on_fetched  # (ref, priority at start, size)
         self.thread_context = thread_context
+        self.stall_timeout = stall.stall_timeout()
         self._heap: list[tuple[int, int, str]] = []
         self._jobs: dict[str, _Job] = {}
         self._running = 0
@@ -98,7 +98,7 @@ class Fetcher:
         self._closed = False
         self._threads = ThreadPoolExecutor(jobs, thread_name_prefix="dvc-stream-download")
         self._adder = CacheAdder(thread_context)
-        _remove_stale_downloads(tmp_dir)
+        scratch.prepare(tmp_dir)
 
     def submit(self, ref: ObjectRef, priority: int = DEMAND) -> Future:
         """A future that completes when ``ref`` is in the cache (at once if it already is)."""
@@ -157,7 +157,7 @@ class Fetcher:
 
     def _start(self, job: _Job) -> None:
         ref = job.ref
-        tmp = os.path.join(self.tmp_dir, f"{ref.oid}.{os.getpid()}.{uuid.uuid4().hex}{TMP_SUFFIX}")
+        tmp = scratch.new_name(self.tmp_dir, f"{ref.oid}.")
         try:
             download = self._download(job, tmp)
         except BaseException as exc:  # the thread pool is shut down: we are closing
@@ -212,7 +212,7 @@ class Fetcher:
                 raise asyncio.CancelledError
             for attempt in range(1, self.retries + 1):
                 try:
-                    await fs._get_file(rpath, tmp)
+                    await stall.get_file(fs, rpath, tmp, self.stall_timeout)
                     return
                 except Exception as exc:
                     delay = self._retry_delay(job.ref, exc, attempt)
@@ -269,29 +269,3 @@ def _as_fetch_error(ref: ObjectRef, exc: BaseException) -> BaseException:
 def _remove(path: str) -> None:
     with suppress(FileNotFoundError):
         os.unlink(path)
-
-
-def _remove_stale_downloads(tmp_dir: str) -> None:
-    """Delete what a killed run left: partial downloads are never resumed, only restarted."""
-    os.makedirs(tmp_dir, exist_ok=True)
-    for entry in os.scandir(tmp_dir):
-        if entry.name.endswith(TMP_SUFFIX) and not _owned_by_live_process(entry.name):
-            _remove(entry.path)
-
-
-def _owned_by_live_process(name: str) -> bool:
-    # NOTE: two runs may share a repo (two `dvc stream` in one workspace); the pid in the name
-    # tells whose a file is.
-    try:
-        pid = int(name.split(".")[1])
-    except (IndexError, ValueError):
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

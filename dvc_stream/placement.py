@@ -11,7 +11,6 @@ recorded in DVC's state in batches, so ``dvc status`` does not rehash them.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import logging
 import os
@@ -20,6 +19,8 @@ import threading
 import uuid
 from copy import copy
 from typing import TYPE_CHECKING
+
+from dvc_stream import scratch
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -40,7 +41,7 @@ class Placer:
         self.placed_outputs: dict[str, TrackedOutput] = {}  # path -> output placed into
         self._staging = os.path.join(repo.tmp_dir, "stream-place")
         self._in_place: set[str] = set()  # outputs a link from the staging dir cannot reach
-        _remove_stale(self._staging)
+        scratch.prepare(self._staging)
 
     def place(self, tracked: TrackedFile) -> bool:
         """Put ``tracked`` in the workspace from the cache; False if something is already there."""
@@ -60,7 +61,7 @@ class Placer:
         if output in self._in_place:
             tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.dvc-stream-tmp")
         else:
-            tmp = os.path.join(self._staging, f"{os.getpid()}.{uuid.uuid4().hex}")
+            tmp = scratch.new_name(self._staging)
         source = cache.oid_to_path(tracked.oid)
         links = self._links_for(cache, tracked.output.path)
         try:
@@ -136,25 +137,3 @@ def _check_inside(parent: str, output: str) -> None:
             f"dvc stream: '{parent}' leads outside the tracked directory '{output}'",
             parent,
         )
-
-
-def _remove_stale(staging: str) -> None:
-    """Delete what a killed run left in the staging directory (``<pid>.<random>``)."""
-    os.makedirs(staging, exist_ok=True)
-    for entry in os.scandir(staging):
-        pid = entry.name.partition(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(entry.path)
-
-
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -103,6 +103,11 @@ class _Handler(socketserver.BaseRequestHandler):
             return {"error": {"errno": errno.EIO, "message": f"dvc stream: {exc}"}}
 
 
+# NOTE: `shutdown()` waits for the serving loop to notice, up to this long (0.5 s by default: half
+# a second added to every run's exit).
+SHUTDOWN_POLL_S = 0.05
+
+
 class BrokerServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
     daemon_threads = True
     block_on_close = False
@@ -114,7 +119,10 @@ class BrokerServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
         self.address = os.path.join(self.directory, "broker.sock")
         super().__init__(self.address, _Handler)
         self._thread = threading.Thread(
-            target=self.serve_forever, name="dvc-stream-broker", daemon=True
+            target=self.serve_forever,
+            kwargs={"poll_interval": SHUTDOWN_POLL_S},
+            name="dvc-stream-broker",
+            daemon=True,
         )
 
     def handle_error(self, request, client_address) -> None:

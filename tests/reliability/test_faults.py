@@ -107,3 +107,30 @@ def test_fault_matrix_repeated(faulty, latency_proxy, tmp_path):
     # NOTE: bounded, but multiplied: fetcher attempts x S3 client attempts x s3fs read retries.
     assert totals["stall always"] <= 75, totals
     print("faults fired:", json.dumps(totals))
+
+
+def test_a_remote_that_stops_sending_fails_in_bounded_time(dvc_repo, latency_proxy, tmp_path):
+    # NOTE: the remote's own read timeout stays at its 60 s default: only the stall watchdog
+    # (2 s here, 30 s by default) ends each attempt, and the fetcher's three attempts end the wait.
+    dataset = dvc_repo.make_dataset("data/images", nfiles=2, size=SIZE, depth=0)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    stalled, healthy = sorted(dataset.files)
+    oid = md5(dataset.files[stalled])
+    latency_proxy.add_fault(
+        "stall", method="GET", path_contains=oid[2:], times=PERSISTENT, stall_s=600
+    )
+    script = write_script(tmp_path, "read.py", READ)
+    paths = [f"data/images/{stalled}", f"data/images/{healthy}"]
+    env = {**dvc_repo.env, "DVC_STREAM_STALL_TIMEOUT": "2"}
+    proc = stream(
+        dvc_repo, sys.executable, script, *paths, options=("--prefetch", "none"), env=env
+    )
+    got = last_json(proc)
+    kind, _errno, message = got[paths[0]]
+    assert kind == "OSError" and "sent nothing for 2 s" in message, message
+    assert got[paths[1]] == ["ok", SIZE, md5(dataset.files[healthy])]
+    stalled_gets = [r for r in latency_proxy.request_log if r[0] == "GET" and oid[2:] in r[1]]
+    assert len(stalled_gets) == 3, stalled_gets
+    assert partial_files(dvc_repo, "data/images", dataset.files) == []
+    assert temp_files(dvc_repo) == []
