@@ -36,7 +36,7 @@ class CmdStream(CmdBase):
             stats_file=self.args.stats,
             prefetch=self.args.prefetch,
             prefetch_budget=self.args.prefetch_budget,
-            mount=self.args.mount,
+            mount=self.args.mount or bool(self.args.mount_targets),
             mount_targets=self.args.mount_targets,
             quiet=self.args.quiet > 0,
         )
@@ -107,7 +107,7 @@ def add_parser(subparsers, parent_parser):
         dest="mount_targets",
         action="append",
         default=None,
-        help="With --mount: mount only this tracked output (repeatable).",
+        help="Mount only this tracked output (repeatable); implies --mount.",
         metavar="<path>",
     ).complete = completion.DIR
     parser.add_argument(

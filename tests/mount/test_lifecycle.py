@@ -102,6 +102,22 @@ def test_named_target_is_mounted_even_when_complete(images, tmp_path):
     assert repo.tracked_files(DATA) == dataset.files
 
 
+def test_a_mount_target_implies_mount(images):
+    repo, _dataset = images
+    proc = repo.dvc(
+        "stream",
+        "--mount-target",
+        DATA,
+        "--",
+        "grep",
+        "-c",
+        f" {repo.root}/{DATA} ",
+        "/proc/self/mounts",
+    )
+    assert proc.stdout.strip() == "1"
+    assert mounts_under(repo.root) == []
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="FUSE is looked up on Linux")
 def test_without_fuse_the_error_says_what_to_install(dvc_repo, tmp_path):
     dvc_repo.make_dataset(DATA, nfiles=3, size=10, depth=0)

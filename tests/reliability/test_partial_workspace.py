@@ -3,6 +3,7 @@ must not record it as it is (the dataset would shrink) unless forced."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -44,13 +45,13 @@ def _dvcfile(repo) -> bytes:
     return (repo.root / "data/images.dvc").read_bytes()
 
 
-def _one_error(proc, command: str) -> str:
+def _one_error(proc, command: str, missing: int = NFILES - 2) -> str:
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, proc.stderr
     line = lines[0]
     assert line.startswith("ERROR: 'data/images' is only partly in the workspace"), line
-    assert f"({NFILES - 2:,} of {NFILES:,} files missing)" in line
+    assert f"({missing:,} of {NFILES:,} files missing)" in line
     assert "dvc pull data/images" in line and "dvc append" in line
     assert f"-f/--force to {command} it anyway" in line
     return line
@@ -132,3 +133,21 @@ def test_dvc_status_after_streaming(shared):
     proc = repo.dvc("status", check=False)
     assert proc.returncode == 0, proc.stderr
     assert "data/images.dvc" in proc.stdout and "not in cache" in proc.stdout
+
+
+def test_hooks_in_a_notebook_are_guarded_too(dvc_repo, tmp_path):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=NFILES, size=100, depth=1, fanout=2)
+    dvc_repo.wipe()
+    first = sorted(dataset.files)[0]
+    script = write_script(
+        tmp_path,
+        "notebook.py",
+        "import sys, dvc_stream\n"
+        "dvc_stream.install_hooks('.', prefetch='none')\n"
+        f"open('data/images/{first}', 'rb').read()\n"
+        "dvc_stream.uninstall_hooks()\n",
+    )
+    subprocess.run([sys.executable, script], cwd=dvc_repo.root, env=dvc_repo.env, check=True)
+    before = _dvcfile(dvc_repo)
+    _one_error(dvc_repo.dvc("add", "data/images", check=False), "add", missing=NFILES - 1)
+    assert _dvcfile(dvc_repo) == before
