@@ -10,10 +10,8 @@ file, and only then renames the files into place. Pushing comes last; the source
 
 from __future__ import annotations
 
-import errno
 import logging
 import os
-import posixpath
 import shutil
 from contextlib import contextmanager, suppress
 from copy import copy
@@ -26,17 +24,19 @@ from dvc_data.hashfile.meta import Meta
 from dvc_data.hashfile.tree import Tree
 from dvc_objects.fs.local import localfs
 
-from dvc_stream import trees
+from dvc_stream import append_sources, dirs, trees
+from dvc_stream.append_sources import NewFile
 from dvc_stream.errors import AppendError
 from dvc_stream.push import PushError, push_objects
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterator, Sequence
 
     from dvc.output import Output
     from dvc.stage import Stage
     from dvc_data.hashfile.db import HashFileDB
     from dvc_data.hashfile.hash_info import HashInfo
+
 
 logger = logging.getLogger(__name__)
 
@@ -54,20 +54,12 @@ class AppendResult:
     pushed: int = 0
 
 
-@dataclass(frozen=True)
-class _NewFile:
-    source: str  # absolute path on disk
-    relpath: str  # posix, relative to the output
-    size: int | None = None
-    hash_info: HashInfo | None = None
-
-
 @dataclass
 class _Plan:
     repo: Repo
     out: Output
     old_tree: Tree
-    files: list[_NewFile]
+    files: list[NewFile]
     replaced: list[str]
     sources: list[str]  # top-level sources, removed at the end with --move
     size: int | None
@@ -137,14 +129,14 @@ def _plan(
     out = _find_output(repo, os.fspath(target))
     _check_output(out)
     push_odb = _push_remote(out, remote) if push else None
-    dest_parts = _dest_parts(dest)
+    dest_parts = append_sources.dest_parts(dest)
     old_tree = _load_old_tree(out, remote)
     if not sources:
         raise AppendError("nothing to append: no sources given")
-    files = _collect_sources(repo, out, [os.fspath(s) for s in sources], dest_parts)
+    files = append_sources.collect_sources(repo, out, [os.fspath(s) for s in sources], dest_parts)
     old = {"/".join(key): hi for key, _, hi in old_tree}
-    replaced = _check_conflicts(str(out), old, files, force)
-    _check_workspace(out, files, set(replaced))
+    replaced = append_sources.check_conflicts(str(out), old, files, force)
+    append_sources.check_workspace(out, files, set(replaced))
     files = _hash_files(repo, out, files)
     return _Plan(
         repo=repo,
@@ -231,170 +223,13 @@ def _push_remote(out: Output, remote: str | None) -> HashFileDB:
         ) from None
 
 
-def _dest_parts(dest: str | None) -> tuple[str, ...]:
-    if not dest:
-        return ()
-    norm = posixpath.normpath(dest.replace(os.sep, "/"))
-    parts = tuple(p for p in norm.split("/") if p not in ("", "."))
-    if norm.startswith("/") or ".." in parts:
-        raise AppendError(f"--dest '{dest}' must be a relative path inside the tracked directory")
-    return parts
-
-
 def _load_old_tree(out: Output, remote: str | None) -> Tree:
     # NOTE: a fetched .dir is not written to the cache: a refusal later in the plan must leave
     # the cache byte-identical.
     return trees.load_tree(out, remote, cache=False)
 
 
-def _collect_sources(
-    repo: Repo, out: Output, sources: list[str], dest_parts: tuple[str, ...]
-) -> list[_NewFile]:
-    out_real = os.path.realpath(out.fs_path)
-    dvc_real = os.path.realpath(repo.dvc_dir)
-    files: list[_NewFile] = []
-    for src in sources:
-        path = os.path.abspath(os.path.expanduser(src))
-        _check_source(src, path, out_real, dvc_real)
-        base = (*dest_parts, os.path.basename(path))
-        if os.path.isdir(path):
-            walked = _walk_dir(src, path)
-            files.extend(_NewFile(p, "/".join((*base, *rel))) for p, rel in walked)
-        else:
-            files.append(_NewFile(path, "/".join(base)))
-    if not files:
-        raise AppendError("nothing to append: the sources contain no files")
-    return files
-
-
-def _check_source(src: str, path: str, out_real: str, dvc_real: str) -> None:
-    if not os.path.lexists(path):
-        raise AppendError(f"source '{src}' does not exist")
-    try:
-        os.stat(path)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise AppendError(f"source '{src}' is a symlink loop") from None
-        raise AppendError(f"source '{src}' is a broken symlink or unreadable: {exc}") from None
-    real = os.path.realpath(path)
-    if real == out_real or real.startswith(out_real + os.sep):
-        raise AppendError(f"source '{src}' is the tracked directory or inside it")
-    if out_real.startswith(real + os.sep):
-        raise AppendError(f"source '{src}' contains the tracked directory")
-    if (
-        real == dvc_real
-        or real.startswith(dvc_real + os.sep)
-        or dvc_real.startswith(real + os.sep)
-    ):
-        raise AppendError(f"source '{src}' overlaps DVC's own directory '{dvc_real}'")
-    if not (os.path.isdir(path) or os.path.isfile(path)):
-        raise AppendError(f"source '{src}' is not a regular file or directory")
-    if not os.path.basename(path):
-        raise AppendError(f"source '{src}' has no name to add it under")
-
-
-def _walk_dir(src: str, top: str) -> list[tuple[str, tuple[str, ...]]]:
-    """Files under ``top`` (following symlinks) with their parts relative to it, sorted."""
-    found: list[tuple[str, tuple[str, ...]]] = []
-    stack: list[tuple[str, tuple[str, ...], frozenset[str]]] = [
-        (top, (), frozenset([os.path.realpath(top)]))
-    ]
-    while stack:
-        path, rel, ancestors = stack.pop()
-        try:
-            entries = sorted(os.scandir(path), key=lambda e: e.name)
-        except OSError as exc:
-            raise AppendError(f"cannot read directory '{path}' of source '{src}': {exc}") from None
-        for entry in entries:
-            kind = _entry_kind(src, entry)
-            if kind == "dir":
-                real = os.path.realpath(entry.path)
-                if real in ancestors:
-                    raise AppendError(
-                        f"source '{src}' contains a symlink loop: '{entry.path}' -> '{real}'"
-                    )
-                stack.append((entry.path, (*rel, entry.name), ancestors | {real}))
-            else:
-                found.append((entry.path, (*rel, entry.name)))
-    found.sort(key=lambda item: item[1])
-    return found
-
-
-def _entry_kind(src: str, entry: os.DirEntry[str]) -> str:
-    try:
-        if entry.is_dir():
-            return "dir"
-        if entry.is_file():
-            return "file"
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise AppendError(f"source '{src}' contains a symlink loop: '{entry.path}'") from None
-        raise AppendError(f"cannot read '{entry.path}' of source '{src}': {exc}") from None
-    if entry.is_symlink():
-        raise AppendError(f"source '{src}' contains a broken symlink: '{entry.path}'")
-    raise AppendError(f"source '{src}' contains '{entry.path}', which is not a regular file")
-
-
-def _parents(relpaths: Iterable[str]) -> set[str]:
-    dirs: set[str] = set()
-    for relpath in relpaths:
-        parts = relpath.split("/")
-        dirs.update("/".join(parts[:i]) for i in range(1, len(parts)))
-    return dirs
-
-
-def _check_conflicts(
-    where: str, old: dict[str, HashInfo], files: list[_NewFile], force: bool
-) -> list[str]:
-    """Refuse duplicates and file/directory clashes; return the relpaths ``force`` replaces."""
-    seen: dict[str, str] = {}
-    for new in files:
-        if new.relpath in seen:
-            raise AppendError(
-                f"'{seen[new.relpath]}' and '{new.source}' would both be added as "
-                f"'{where}/{new.relpath}'"
-            )
-        seen[new.relpath] = new.source
-    old_dirs, new_dirs = _parents(old), _parents(seen)
-    for relpath, source in seen.items():
-        if relpath in old_dirs or relpath in new_dirs:
-            raise AppendError(
-                f"cannot add '{source}' as '{where}/{relpath}': that is a directory in the tree"
-            )
-        parts = relpath.split("/")
-        for i in range(1, len(parts)):
-            if (parent := "/".join(parts[:i])) in old or parent in seen:
-                raise AppendError(
-                    f"cannot add '{source}' as '{where}/{relpath}': "
-                    f"'{where}/{parent}' is a file in the tree"
-                )
-        if relpath in old and not force:
-            raise AppendError(f"'{where}/{relpath}' is already tracked; use --force to replace it")
-    trees.check_relpaths([*old, *(r for r in seen if r not in old)], where)
-    return sorted(r for r in seen if r in old)
-
-
-def _check_workspace(out: Output, files: list[_NewFile], replaced: set[str]) -> None:
-    """Refuse to overwrite or shadow untracked things that sit in the workspace."""
-    root = out.fs_path
-    checked: set[str] = set()
-    for new in files:
-        parts = new.relpath.split("/")
-        for i in range(len(parts)):
-            path = os.path.join(root, *parts[:i])
-            if path in checked:
-                continue
-            checked.add(path)
-            if os.path.lexists(path) and not os.path.isdir(path):
-                raise AppendError(f"'{path}' is in the way: it must be a directory")
-        path = os.path.join(root, *parts)
-        if os.path.isdir(path) and not os.path.islink(path):
-            raise AppendError(f"'{path}' is a directory in the workspace")
-        if os.path.lexists(path) and new.relpath not in replaced:
-            raise AppendError(f"'{path}' exists in the workspace but is not tracked; move it away")
-
-
-def _hash_files(repo: Repo, out: Output, files: list[_NewFile]) -> list[_NewFile]:
+def _hash_files(repo: Repo, out: Output, files: list[NewFile]) -> list[NewFile]:
     from dvc.ui import ui
     from dvc_data.hashfile.hash import hash_file
 
@@ -405,13 +240,13 @@ def _hash_files(repo: Repo, out: Output, files: list[_NewFile]) -> list[_NewFile
                 meta, hash_info = hash_file(new.source, localfs, out.hash_name, state=repo.state)
             except OSError as exc:
                 raise AppendError(f"cannot read source file '{new.source}': {exc}") from None
-            hashed.append(_NewFile(new.source, new.relpath, meta.size, hash_info))
+            hashed.append(NewFile(new.source, new.relpath, meta.size, hash_info))
             pbar.update()
     return hashed
 
 
 def _new_size(
-    out: Output, old: dict[str, HashInfo], files: list[_NewFile], replaced: list[str]
+    out: Output, old: dict[str, HashInfo], files: list[NewFile], replaced: list[str]
 ) -> int | None:
     size = out.meta.size if out.meta else None
     if size is None or any(new.size is None for new in files):
@@ -445,7 +280,7 @@ def _apply(plan: _Plan) -> None:
     _commit_workspace(plan)
 
 
-def _store_objects(cache: HashFileDB, files: list[_NewFile]) -> None:
+def _store_objects(cache: HashFileDB, files: list[NewFile]) -> None:
     unique = {new.hash_info.value: new.source for new in files if new.hash_info}
     cache.add(list(unique.values()), localfs, list(unique))
 
@@ -470,7 +305,7 @@ def _stage_workspace(plan: _Plan, cache: HashFileDB) -> None:
     root = plan.out.fs_path
     for new in plan.files:
         dest = os.path.join(root, *new.relpath.split("/"))
-        _makedirs(os.path.dirname(dest), plan.created_dirs)
+        plan.created_dirs += dirs.make_dirs(os.path.dirname(dest))
         plan.staged.append((tmp_fname(dest), dest))
     assert all(new.hash_info for new in plan.files)
     generic.transfer(
@@ -482,23 +317,11 @@ def _stage_workspace(plan: _Plan, cache: HashFileDB) -> None:
     )
 
 
-def _makedirs(path: str, created: list[str]) -> None:
-    missing = []
-    while not os.path.isdir(path):
-        missing.append(path)
-        path = os.path.dirname(path)
-    for directory in reversed(missing):
-        os.mkdir(directory)
-        created.append(directory)
-
-
 def _discard_workspace(plan: _Plan) -> None:
     for tmp, _ in plan.staged:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
-    for directory in reversed(plan.created_dirs):
-        with suppress(OSError):
-            os.rmdir(directory)
+    dirs.remove_created(plan.created_dirs)
 
 
 def _dump(plan: _Plan, tree: Tree) -> None:

@@ -23,7 +23,16 @@ if TYPE_CHECKING:
 
     from .resolver import Resolver
 
-__all__ = ["PATCHES", "Patch", "install", "installed", "original", "uninstall", "use_original"]
+__all__ = [
+    "PATCHES",
+    "Patch",
+    "applicable",
+    "install",
+    "installed",
+    "original",
+    "uninstall",
+    "use_original",
+]
 
 _resolver: Resolver | None = None
 # (owner, attribute, value before install or _MISSING); in install order
@@ -335,6 +344,11 @@ def _unwrap(value: Any) -> Any:
     return value.__func__ if isinstance(value, staticmethod) else value
 
 
+def applicable() -> list[Patch]:
+    """The entries of ``PATCHES`` that ``install()`` applies in this process now."""
+    return [p for p in PATCHES if not p.loaded_only or p.target in sys.modules]
+
+
 def install(resolver: Resolver) -> None:
     """Apply every patch of ``PATCHES`` for ``resolver``; again: switch to ``resolver``."""
     global _resolver
@@ -350,9 +364,7 @@ def install(resolver: Resolver) -> None:
 
 def _apply_all() -> None:
     made: dict[tuple[Any, int], Any] = {}  # one replacement per (factory, original)
-    for patch in PATCHES:
-        if patch.loaded_only and patch.target not in sys.modules:
-            continue
+    for patch in applicable():
         owner = _resolve(patch.target)
         raw = _raw(owner, patch.name)
         original = _unwrap(raw)

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from dvc_stream import dirs
 from dvc_stream.errors import ManifestError, MountError
 from dvc_stream.mount import system
 from dvc_stream.mount.view import make_view
@@ -97,7 +98,7 @@ class Mount:
         self.stop()
 
     def start(self) -> None:
-        self._created = _make_dirs(self.path)
+        self._created = dirs.make_dirs(self.path)
         self._dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         device = os.fstat(self._dir_fd).st_dev
         view = make_view(self.fuse, self.broker, self.output, self._dir_fd)
@@ -147,26 +148,8 @@ class Mount:
         os.close(self._dir_fd)
         self._dir_fd = -1
         _LIVE.discard(self)
-        _remove_empty(self._created)
+        dirs.remove_created(self._created)
         logger.debug("unmounted '%s'", self.path)
-
-
-def _make_dirs(path: str) -> list[str]:
-    created = []
-    while not os.path.isdir(path):
-        created.append(path)
-        path = os.path.dirname(path)
-    for directory in reversed(created):
-        os.mkdir(directory)
-    return created
-
-
-def _remove_empty(created: list[str]) -> None:
-    for directory in created:
-        try:
-            os.rmdir(directory)
-        except OSError:
-            return
 
 
 @atexit.register

@@ -21,18 +21,18 @@ def _current(patch):
 
 
 def test_uninstall_restores_every_attribute_exactly(view):
-    before = [_current(p) for p in patches.PATCHES]
+    before = [_current(p) for p in patches.applicable()]
     stat, scandir, open_ = os.stat, os.scandir, open
     patches.install(view.resolver)
     assert patches.installed()
-    for patch, old in zip(patches.PATCHES, before, strict=True):
+    for patch, old in zip(patches.applicable(), before, strict=True):
         assert _current(patch) is not old, patch
     assert io.open is open is not open_
     assert patches.original("os.stat") is stat
     assert patches.original("builtins.open") is open_
     patches.uninstall()
     assert not patches.installed()
-    for patch, old in zip(patches.PATCHES, before, strict=True):
+    for patch, old in zip(patches.applicable(), before, strict=True):
         assert _current(patch) is old, patch
     assert os.stat is stat and os.scandir is scandir and open is open_ and io.open is open_
     if sys.version_info >= (3, 13):
@@ -45,22 +45,22 @@ def test_uninstall_restores_every_attribute_exactly(view):
 def test_install_is_idempotent_and_switches_resolver(view):
     from .conftest import FakeResolver
 
-    before = [_current(p) for p in patches.PATCHES]
+    before = [_current(p) for p in patches.applicable()]
     other = FakeResolver(view.remote, view.workspace)
     patches.install(view.resolver)
-    first = [_current(p) for p in patches.PATCHES]
+    first = [_current(p) for p in patches.applicable()]
     patches.install(other)
-    assert [_current(p) for p in patches.PATCHES] == first
+    assert [_current(p) for p in patches.applicable()] == first
     os.chdir(view.workspace)
     assert os.path.getsize("model.pkl") == len(TRACKED["model.pkl"])
     assert other.count("lookup") == 1 and view.resolver.calls == []
     patches.uninstall()
-    assert [_current(p) for p in patches.PATCHES] == before
+    assert [_current(p) for p in patches.applicable()] == before
     patches.install(view.resolver)
     assert read("data/e.png") == TRACKED["data/e.png"]
     patches.uninstall()
     patches.uninstall()
-    assert [_current(p) for p in patches.PATCHES] == before
+    assert [_current(p) for p in patches.applicable()] == before
     with pytest.raises(FileNotFoundError):
         os.stat("model.pkl")
 
@@ -130,3 +130,28 @@ def test_fork_child_reads_absent_file(hooked):
     finally:
         stop.set()
         thread.join()
+
+
+def test_a_copy_of_open_taken_before_install_is_hooked_when_listed(view, monkeypatch):
+    # NOTE: IPython binds `io_open = io.open` at its import, before a notebook installs the hooks
+    name = "IPython.core.interactiveshell"
+    shell = type(sys)(name)
+    shell.io_open = io.open
+    monkeypatch.setitem(sys.modules, name, shell)
+    monkeypatch.chdir(view.workspace)
+    patches.install(view.resolver)
+    try:
+        with shell.io_open("data/sub/deep/f.txt", "rb") as fobj:
+            assert fobj.read() == TRACKED["data/sub/deep/f.txt"]
+    finally:
+        patches.uninstall()
+    assert shell.io_open is io.open
+
+
+def test_modules_not_imported_are_left_alone(view, monkeypatch):
+    monkeypatch.delitem(sys.modules, "IPython.core.interactiveshell", raising=False)
+    patches.install(view.resolver)
+    try:
+        assert "IPython.core.interactiveshell" not in sys.modules
+    finally:
+        patches.uninstall()

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from dvc_stream.testing.programs import run as run  # re-exported for the tests
 from dvc_stream.testing.repos import DvcRepo, make_repo
 
 HERE = Path(__file__).parent
@@ -52,21 +53,6 @@ def stream(
 ) -> subprocess.CompletedProcess[str]:
     """``dvc stream [options] -- command...`` in ``repo``; a failure shows both outputs."""
     return repo.dvc("stream", *options, "--", *map(str, command))
-
-
-def run(repo: DvcRepo, *command: str | Path) -> subprocess.CompletedProcess[str]:
-    """The same command without ``dvc stream`` (on a pulled clone, say)."""
-    proc = subprocess.run(
-        list(map(str, command)),
-        cwd=repo.root,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
 
 
 def read_json(path: Path):

@@ -6,9 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+
+from dvc_stream.testing.programs import spawn_stream, wait_for
 
 from .conftest import mounts_under, shell, stream_mounted
 
@@ -39,22 +40,17 @@ def test_unmounted_on_sigint(images, tmp_path):
     rel = sorted(dataset.files)[0]
     script, ready = tmp_path / "wait.py", tmp_path / "ready"
     script.write_text(READ_THEN_WAIT)
-    command = [sys.executable, "-m", "dvc", "stream", "--mount", "--prefetch", "none", "--"]
-    proc = subprocess.Popen(
-        [*command, sys.executable, script, f"{DATA}/{rel}", ready],
-        cwd=repo.root,
-        env=repo.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_stream(
+        repo,
+        sys.executable,
+        script,
+        f"{DATA}/{rel}",
+        ready,
+        options=("--mount", "--prefetch", "none"),
+        new_session=False,
     )
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(ready.exists, what="the reader", proc=proc)
         assert mounts_under(repo.root) == [str(repo.root / DATA)]
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=60)

@@ -3,18 +3,38 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from dvc_stream.testing.programs import (
+    last_json,
+    md5,
+    spawn_stream,
+    stream,
+    wait_for,
+    write_script,
+)
 from dvc_stream.testing.repos import DvcRepo
+
+__all__ = [
+    "DOWNLOADS",
+    "READ",
+    "group_members",
+    "kill_group",
+    "last_json",
+    "md5",
+    "partial_files",
+    "rss_kib",
+    "spawn_stream",
+    "stream",
+    "temp_files",
+    "wait_for",
+    "write_script",
+]
 
 DOWNLOADS = Path(".dvc/tmp/stream-downloads")
 STAGING = Path(".dvc/tmp/stream-place")
@@ -43,51 +63,6 @@ def pytest_collection_modifyitems(config, items) -> None:
     for item in items:
         if item.get_closest_marker("long") is not None:
             item.add_marker(skip)
-
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def write_script(directory: Path, name: str, text: str) -> Path:
-    path = Path(directory) / name
-    path.write_text(text)
-    return path
-
-
-def last_json(proc: subprocess.CompletedProcess[str]):
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"no output\nstderr:\n{proc.stderr}"
-    return json.loads(lines[-1])
-
-
-def stream(
-    repo: DvcRepo, *command: str | os.PathLike[str], options=("--prefetch", "none"), **kw
-) -> subprocess.CompletedProcess[str]:
-    return repo.dvc("stream", *options, "--", *map(str, command), **kw)
-
-
-def spawn_stream(
-    repo: DvcRepo, *command: str | os.PathLike[str], options=("--prefetch", "none")
-) -> subprocess.Popen[str]:
-    """``dvc stream`` in a new session, so a test can signal its whole process group."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "dvc", "stream", *options, "--", *map(str, command)],
-        cwd=repo.root,
-        env=repo.env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-
-
-def wait_for(condition, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def group_members(pgid: int) -> list[int]:

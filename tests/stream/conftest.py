@@ -2,37 +2,22 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import subprocess
 import sys
 from pathlib import Path
 
+from dvc_stream.testing.programs import last_json, md5, run, stream, write_script
 from dvc_stream.testing.repos import DvcRepo
 
-
-def md5(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def write_script(directory: Path, name: str, text: str) -> Path:
-    path = Path(directory) / name
-    path.write_text(text)
-    return path
-
-
-def stream(
-    repo: DvcRepo,
-    *command: str | Path,
-    options: tuple[str, ...] = ("--prefetch", "none"),
-    check: bool = True,
-    cwd: Path | None = None,
-    env: dict[str, str] | None = None,
-) -> subprocess.CompletedProcess[str]:
-    """``dvc stream [options] -- command...`` in ``repo`` (or ``cwd``)."""
-    return repo.dvc(
-        "stream", *options, "--", *map(str, command), check=check, cwd=cwd, env=env or repo.env
-    )
+__all__ = [
+    "last_json",
+    "md5",
+    "object_gets",
+    "run_python",
+    "stream",
+    "stream_python",
+    "write_script",
+]
 
 
 def stream_python(
@@ -45,24 +30,7 @@ def run_python(
     repo: DvcRepo, script: Path, *args: str, python: str = sys.executable, cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The same script without ``dvc stream``, e.g. on a pulled clone."""
-    proc = subprocess.run(
-        [python, str(script), *args],
-        cwd=cwd or repo.root,
-        env=repo.env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def last_json(proc: subprocess.CompletedProcess[str]):
-    """The JSON document a script printed on its last stdout line."""
-    lines = proc.stdout.strip().splitlines()
-    assert lines, f"no output\nstderr:\n{proc.stderr}"
-    return json.loads(lines[-1])
+    return run(repo, python, script, *args, cwd=cwd)
 
 
 def object_gets(log: list[tuple[str, str]], oid: str | None = None) -> list[str]:

@@ -78,6 +78,9 @@ def test_subset_fetches_only_what_is_opened(dvc_repo, latency_proxy, tmp_path):
     status = dvc_repo.dvc("status", check=False)
     assert "not in cache" in status.stdout + status.stderr, status
     assert dvc_repo.dvc("status", "-q", check=False).returncode != 0
+    data_status = dvc_repo.dvc("data", "status", "--json").stdout
+    # NOTE: the workspace holds 3 of 500 files: to DVC, an uncommitted modification
+    assert json.loads(data_status)["uncommitted"]["modified"] == ["data/images/"], data_status
     dvc_repo.dvc("pull", "-q")
     assert dvc_repo.tracked_files("data/images") == dataset.files
     assert dvc_repo.dvc("status", "-q", check=False).returncode == 0
@@ -169,7 +172,7 @@ if __name__ == "__main__":
 """
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
 def test_pool_training_loop(dvc_repo, tmp_path, method):
     dataset = dvc_repo.make_dataset(
         "data/images", nfiles=30, depth=2, fanout=2, sizes=lambda i: 1000 + 97 * i

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import sys
-import time
 
 import pytest
+
+from dvc_stream.testing.programs import spawn_stream, wait_for
 
 from .conftest import last_json, md5, stream, stream_python, write_script
 
@@ -101,20 +101,11 @@ def test_sigterm_is_forwarded(dvc_repo, tmp_path):
     dvc_repo.make_dataset("data/images", nfiles=2, size=10, depth=0)
     script = write_script(tmp_path, "sleeper.py", SLEEPER)
     marker, ready = tmp_path / "marker", tmp_path / "ready"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dvc", "stream", "-q", "--", sys.executable, script, marker, ready],
-        cwd=dvc_repo.root,
-        env=dvc_repo.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_stream(
+        dvc_repo, sys.executable, script, marker, ready, options=("-q",), new_session=False
     )
     try:
-        deadline = time.monotonic() + 60
-        while not ready.exists():
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_for(ready.exists, what="the child", proc=proc)
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     finally:
