@@ -107,6 +107,13 @@ def last_json(text: str) -> dict:
     raise AssertionError(f"no JSON result in output:\n{text[-4000:]}")
 
 
+def record_micro(case: str, result: str, detail: str = "", **values) -> dict:
+    """Add a row to the summary's micro-benchmark table."""
+    rec = {"kind": "micro", "case": case, "result": result, "detail": detail, **values}
+    MICRO.append(rec)
+    return rec
+
+
 def self_cpu() -> float:
     """CPU time of this process: the moto server and the proxy run on its threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -10,18 +10,12 @@ import textwrap
 import timeit
 
 import pytest
-from bench_lib import MICRO, check, dvc_cmd, last_json, run_measured
+from bench_lib import check, dvc_cmd, last_json, record_micro, run_measured
 
 FETCH_RTT_MS = 20.0
 FETCH_TARGET_RATIO = 0.45  # dvc stream demand open / dvc.api.open, for one 4 KB file
 FETCH_FILES = 12  # the first is a warm-up (connections, index); the others are timed
 HOOK_REPEAT = 5  # timeit repeats; the best one counts
-
-
-def _record(case: str, result: str, detail: str = "", **values) -> dict:
-    rec = {"kind": "micro", "case": case, "result": result, "detail": detail, **values}
-    MICRO.append(rec)
-    return rec
 
 
 # -- hook overhead on untracked paths ----------------------------------------------------------
@@ -116,7 +110,7 @@ def test_hook_overhead(benchmark, broker, small_repo, tmp_path_factory, op, wher
         "ratio": round(hooked / plain, 3),
     }
     benchmark.extra_info.update(info)
-    _record(
+    record_micro(
         f"hooks: {op}, untracked {where}",
         f"x{info['ratio']:.2f}",
         f"plain {info['plain_us']:.2f} us, hooked {info['hooked_us']:.2f} us "
@@ -219,7 +213,7 @@ def test_demand_fetch_latency(benchmark, fetch_repo, proxy):
     info["target_ratio"] = FETCH_TARGET_RATIO
     info["meets_target"] = ratio <= FETCH_TARGET_RATIO
     benchmark.extra_info.update(info)
-    _record(
+    record_micro(
         "demand fetch, one 4 KB file, 20 ms RTT: stream / dvc.api.open",
         f"{ratio:.2f} ({'meets' if ratio <= FETCH_TARGET_RATIO else 'MISSES'} "
         f"target <= {FETCH_TARGET_RATIO})",
@@ -270,7 +264,7 @@ def test_startup_imports(benchmark):
         values = [s[module] for s in samples if module in s]
         info[f"{module}_cumulative_us"] = int(statistics.median(values)) if values else None
     benchmark.extra_info.update(info)
-    _record(
+    record_micro(
         "start-up: .pth bootstrap import (cumulative)",
         f"{(info['dvc_stream._bootstrap_cumulative_us'] or 0) / 1000:.2f} ms",
         f"dvc_stream {(info['dvc_stream_cumulative_us'] or 0) / 1000:.2f} ms, site "

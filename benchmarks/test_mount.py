@@ -17,7 +17,7 @@ import sys
 import textwrap
 
 import pytest
-from bench_lib import MICRO, check, dvc_cmd, last_json, run_measured
+from bench_lib import check, dvc_cmd, last_json, record_micro, run_measured
 
 KB = 1024
 DATASETS = {  # name -> (files, size); --quick uses a quarter of the files
@@ -103,19 +103,16 @@ def test_mount_overhead_on_cached_files(benchmark, bench_config, cached_repo, na
         info[f"{key}_again_ratio"] = round(info[f"{key}_again_s"] / plain_again, 2)
     benchmark.extra_info.update(info)
     per_file_us = (info["mount_cache_only_first_s"] - plain_first) / first["files"] * 1e6
-    MICRO.append(
-        {
-            "kind": "micro",
-            "case": f"mount overhead, cached files: {first['files']} x "
-            f"{first['bytes'] // first['files'] // KB} KB, first read / plain",
-            "result": f"x{info['mount_cache_only_first_ratio']:.2f} (cache only), "
-            f"x{info['mount_workspace_copy_first_ratio']:.2f} (workspace copy)",
-            "detail": f"plain {plain_first * 1e3:.1f} ms, through the mount "
-            f"{info['mount_cache_only_first_s'] * 1e3:.1f} / "
-            f"{info['mount_workspace_copy_first_s'] * 1e3:.1f} ms "
-            f"(+{per_file_us:.0f} us per file); page-cache rereads x"
-            f"{info['mount_cache_only_again_ratio']:.2f} / "
-            f"x{info['mount_workspace_copy_again_ratio']:.2f}",
-            **info,
-        }
+    record_micro(
+        f"mount overhead, cached files: {first['files']} x "
+        f"{first['bytes'] // first['files'] // KB} KB, first read / plain",
+        f"x{info['mount_cache_only_first_ratio']:.2f} (cache only), "
+        f"x{info['mount_workspace_copy_first_ratio']:.2f} (workspace copy)",
+        f"plain {plain_first * 1e3:.1f} ms, through the mount "
+        f"{info['mount_cache_only_first_s'] * 1e3:.1f} / "
+        f"{info['mount_workspace_copy_first_s'] * 1e3:.1f} ms "
+        f"(+{per_file_us:.0f} us per file); page-cache rereads x"
+        f"{info['mount_cache_only_again_ratio']:.2f} / "
+        f"x{info['mount_workspace_copy_again_ratio']:.2f}",
+        **info,
     )

@@ -18,7 +18,14 @@ import sys
 import time
 
 import pytest
-from bench_lib import MICRO, check, dvc_cmd, last_json, run_measured, write_synthetic_dataset
+from bench_lib import (
+    check,
+    dvc_cmd,
+    last_json,
+    record_micro,
+    run_measured,
+    write_synthetic_dataset,
+)
 
 ENTRIES = 1_000_000
 QUICK_ENTRIES = 100_000
@@ -109,13 +116,5 @@ def test_scale_million_entries(benchmark, big_clone):
 
 def _record(case: str, value: float, target: float, unit: str, detail: str) -> None:
     verdict = "meets" if value <= target else "misses"
-    MICRO.append(
-        {
-            "kind": "micro",
-            "case": case,
-            "result": f"{value:.2f} {unit} ({verdict} target <= {target:g} {unit})",
-            "detail": detail,
-            "value": value,
-            "target": target,
-        }
-    )
+    result = f"{value:.2f} {unit} ({verdict} target <= {target:g} {unit})"
+    record_micro(case, result, detail, value=value, target=target)

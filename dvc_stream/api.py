@@ -78,10 +78,6 @@ def _shutdown_locked() -> Stats | None:
     if broker is None:
         return None
     broker.close()  # type: ignore[attr-defined]
-    from dvc_stream import guard
-
-    # NOTE: as after `dvc stream`: `dvc add`/`dvc commit` must not shrink what hooks left partial
-    guard.record(broker.repo, broker.placer.placed_outputs.values())  # type: ignore[attr-defined]
     if repo is not None:
         repo.close()  # type: ignore[attr-defined]
     return broker.stats  # type: ignore[attr-defined]

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
+    from dvc_stream.guard import Incomplete
     from dvc_stream.manifest import TrackedFile, TrackedOutput
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Broker:
         self._placement_lock = threading.Lock()
         self._deferred: dict[str, TrackedFile] | None = None  # see placement_deferred()
         self._closed = False
+        self.incomplete: list[Incomplete] = []  # directories left partial; set by close()
 
     def _default_jobs(self) -> int:
         outputs = list(self.manifest.outputs.values())
@@ -231,6 +233,10 @@ class Broker:
         self.prefetcher.close()
         self.fetcher.close()
         self.placer.flush()
+        from dvc_stream import guard
+
+        # NOTE: `dvc add`/`dvc commit` must not shrink a directory this run left partial
+        self.incomplete = guard.record(self.repo, self.placer.placed_outputs.values())
 
 
 def _size_of(path: str) -> int:

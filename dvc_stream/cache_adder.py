@@ -37,7 +37,7 @@ class Download:
     ref: ObjectRef
     tmp: str
     error: BaseException | None
-    done: Callable[[Download, BaseException | None, int], None]  # (self, error, size)
+    done: Callable[[BaseException | None, int], None]  # (error, size)
 
 
 class CacheAdder:
@@ -124,7 +124,7 @@ def _checked_size(download: Download) -> int:
 
 def _finish(download: Download, error: BaseException | None, size: int) -> None:
     try:
-        download.done(download, error, size)
+        download.done(error, size)
     finally:
         with suppress(FileNotFoundError):
             os.unlink(download.tmp)

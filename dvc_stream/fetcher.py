@@ -15,6 +15,7 @@ added to the cache in batches (``cache_adder.py``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import heapq
 import itertools
 import logging
@@ -174,9 +175,7 @@ class Fetcher:
             error = download.exception()
         except CancelledError as exc:
             error = exc
-        self._adder.put(
-            Download(job.ref, tmp, error, lambda _d, err, size: self._done(job, err, size))
-        )
+        self._adder.put(Download(job.ref, tmp, error, functools.partial(self._done, job)))
 
     def _done(self, job: _Job, error: BaseException | None, size: int) -> None:
         ref = job.ref

@@ -78,10 +78,7 @@ def run_streaming(
             returncode = _run_child(command, child_env(address))
     finally:
         broker.close()
-        from dvc_stream import guard
-
-        partial = guard.record(repo, broker.placer.placed_outputs.values())
-    _report(broker, stats_file, quiet, returncode, [p.hint() for p in partial])
+    _report(broker, stats_file, quiet, returncode, [p.hint() for p in broker.incomplete])
     return returncode
 
 

@@ -9,17 +9,12 @@ import builtins, glob, hashlib, io, json, os, pathlib, sys
 
 root = sys.argv[1]
 names = ["stat", "lstat", "open", "access", "listdir", "scandir", "chdir"]
-saved = {f"os.{n}": getattr(os, n) for n in names}
-saved.update({"builtins.open": builtins.open, "io.open": io.open, "io.FileIO": io.FileIO})
-if sys.version_info < (3, 11):
-    acc = vars(pathlib._NormalAccessor)
-    saved.update({f"accessor.{n}": acc[n] for n in ("stat", "open", "listdir", "scandir")})
-if sys.version_info >= (3, 13):
-    saved.update({f"globber.{n}": vars(glob._StringGlobber)[n] for n in ("lstat", "scandir")})
+path_names = ["exists", "lexists", "isfile", "isdir"]
 
 
 def current():
     out = {f"os.{n}": getattr(os, n) for n in names}
+    out.update({f"os.path.{n}": getattr(os.path, n) for n in path_names})
     out.update({"builtins.open": builtins.open, "io.open": io.open, "io.FileIO": io.FileIO})
     if sys.version_info < (3, 11):
         acc = vars(pathlib._NormalAccessor)
@@ -27,6 +22,9 @@ def current():
     if sys.version_info >= (3, 13):
         out.update({f"globber.{n}": vars(glob._StringGlobber)[n] for n in ("lstat", "scandir")})
     return out
+
+
+saved = current()
 
 
 def restored():
