@@ -34,7 +34,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 64,
         "sleep_ms": 5,
         "train_classes": None,  # None: the whole directory
-        "modes": ["pull", "stream-naive", "stream", "stream-mount", "dvc-api"],
+        "modes": ["pull", "stream-naive", "stream", "stream-hint", "stream-mount", "dvc-api"],
     },
     "large": {
         "nfiles": 600,
@@ -43,7 +43,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 16,
         "sleep_ms": 150,
         "train_classes": None,
-        "modes": ["pull", "stream-naive", "stream", "stream-mount", "dvc-api"],
+        "modes": ["pull", "stream-naive", "stream", "stream-hint", "stream-mount", "dvc-api"],
     },
     "subset": {
         "nfiles": 50 * 100,
@@ -52,7 +52,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 32,
         "sleep_ms": 20,
         "train_classes": 5,  # train on d0..d4
-        "modes": ["pull", "pull-subset", "stream-naive", "stream", "dvc-api"],
+        "modes": ["pull", "pull-subset", "stream-naive", "stream", "stream-hint", "dvc-api"],
     },
 }
 # --quick: these keys override SCENARIOS
@@ -79,7 +79,7 @@ def classes_of(conf: dict) -> list[str]:
     return [f"d{i}" for i in range(conf["train_classes"] or 0)]
 
 
-def train_args(conf: dict, epochs: int, reader: str = "open") -> list[str]:
+def train_args(conf: dict, epochs: int, reader: str = "open", hint: bool = False) -> list[str]:
     args = [
         sys.executable,
         str(TRAIN),
@@ -99,6 +99,8 @@ def train_args(conf: dict, epochs: int, reader: str = "open") -> list[str]:
     classes = classes_of(conf)
     if classes:
         args += ["--classes", *classes]
+    if hint:
+        args.append("--hint")
     return args
 
 
@@ -121,10 +123,17 @@ def run_mode(repo, proxy, conf: dict, mode: str, epochs: int, stats_dir) -> dict
         dvc_procs = [fetch, checkout]
         train = check(run_measured(train_args(conf, epochs), cwd, env))
         procs.append(train)
-    elif mode in ("stream", "stream-naive", "stream-mount"):
+    elif mode in ("stream", "stream-naive", "stream-hint", "stream-mount"):
         stats_file = stats_dir / f"stats-{mode}-{time.monotonic_ns()}.json"
         opts = {"stream-naive": ["--prefetch", "none"], "stream-mount": ["--mount"]}.get(mode, [])
-        cmd = dvc_cmd("stream", *opts, "--stats", str(stats_file), "--", *train_args(conf, epochs))
+        cmd = dvc_cmd(
+            "stream",
+            *opts,
+            "--stats",
+            str(stats_file),
+            "--",
+            *train_args(conf, epochs, hint=mode == "stream-hint"),
+        )
         train = check(run_measured(cmd, cwd, env))
         procs.append(train)
         dvc_procs = [train]

@@ -12,6 +12,9 @@ The main process "trains" by sleeping a fixed time per batch. It prints one JSON
 - ``epochs_s``: the duration of every epoch (the second one is warm);
 - ``files``, ``bytes``: what one epoch read.
 
+``--hint`` passes the epoch's read order to ``dvc_stream.prefetch`` before the first batch, as a
+sampler-aware program would (one line); without it the program is unchanged.
+
 ``--reader open`` uses the builtin ``open()`` (what ``dvc pull`` and ``dvc stream`` serve);
 ``--reader dvc-fs`` reads with one ``dvc.api.DVCFileSystem(".")`` per worker, ``fs.open(path)``
 (the call ``dvc.api.open`` makes, without re-opening the repo for every file);
@@ -127,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reader", choices=["open", "dvc-fs", "dvc-api"], default="open")
+    parser.add_argument("--hint", action="store_true", help="dvc_stream.prefetch(read order)")
     parser.add_argument("--out", help="also write the JSON result to this file")
     args = parser.parse_args(argv)
 
@@ -135,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: no files under {args.data} {args.classes}", file=sys.stderr)
         return 2
     random.Random(args.seed).shuffle(files)
+    if args.hint:
+        import dvc_stream
+
+        dvc_stream.prefetch(files)  # the sampler's order: what the workers will read, in order
     batches = [files[i : i + args.batch] for i in range(0, len(files), args.batch)]
     in_flight = max(1, args.workers * args.prefetch_factor)
     epochs = []

@@ -1,11 +1,13 @@
 """Train a small CNN on a folder of PNG images, one class per subfolder (``class0/``, ...).
 
-An ordinary PyTorch script: nothing in it knows about DVC or dvc-stream. Runs on the CPU, and
-is deterministic: the same ``--seed`` gives the same loss at every step, whatever the number of
-DataLoader workers or their start method.
+An ordinary PyTorch script: it needs neither DVC nor dvc-stream. Runs on the CPU, and is
+deterministic: the same ``--seed`` gives the same loss at every step, whatever the number of
+DataLoader workers or their start method. ``--prefetch-order`` is the one line a streaming-aware
+script adds: it tells dvc-stream the order in which each epoch will read the files.
 
     python train.py --data data/images --report report.json
     dvc stream python train.py --workers 2 --start-method spawn
+    dvc stream python train.py --prefetch-order
     dvc stream torchrun --standalone --nproc-per-node 2 train.py --distributed
 """
 
@@ -21,7 +23,7 @@ import torch.distributed as dist
 from PIL import Image
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, RandomSampler, Sampler
 
 
 class PngFolder(Dataset):
@@ -45,6 +47,35 @@ class PngFolder(Dataset):
         with Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
         return torch.from_numpy(pixels).permute(2, 0, 1), label, index
+
+
+class ReadOrderHint(Sampler[int]):
+    """Yields what ``sampler`` yields, after handing the epoch's files to ``dvc_stream.prefetch``.
+
+    The DataLoader draws the order in the main process and its workers then read one file at a
+    time, so without the hint a shuffled epoch starts with one demand fetch per file. With it,
+    ``dvc stream`` downloads the files in parallel in the order the workers will open them. Lazy,
+    like the samplers it wraps, so the random draws (and the losses) are the same with or without
+    it; and a no-op when the program is not streamed.
+    """
+
+    def __init__(self, sampler: Sampler[int], dataset: PngFolder):
+        self.sampler = sampler
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.sampler)  # type: ignore[arg-type]
+
+    def __iter__(self):
+        import dvc_stream
+
+        order = list(self.sampler)
+        dvc_stream.prefetch(self.dataset.samples[index][0] for index in order)
+        yield from order
+
+    def set_epoch(self, epoch: int) -> None:
+        if isinstance(self.sampler, DistributedSampler):
+            self.sampler.set_epoch(epoch)
 
 
 class SmallCNN(nn.Module):
@@ -89,6 +120,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="one process per rank, as started by torchrun: DistributedSampler, DDP over gloo",
     )
     parser.add_argument(
+        "--prefetch-order",
+        action="store_true",
+        help="tell dvc-stream each epoch's read order (dvc_stream.prefetch); needs dvc-stream",
+    )
+    parser.add_argument(
         "--report",
         help="write the per-step losses and the files read as JSON here; "
         "'{rank}' in the path is replaced by the rank",
@@ -99,20 +135,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def make_loader(
     dataset: PngFolder, args: argparse.Namespace, rank: int, world_size: int
 ) -> DataLoader:
-    sampler = None
+    generator = torch.Generator().manual_seed(args.seed)
+    sampler: Sampler[int]
     if args.distributed:
         sampler = DistributedSampler(
             dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=args.seed
         )
+    else:
+        sampler = RandomSampler(dataset, generator=generator)  # what shuffle=True builds
+    if args.prefetch_order:
+        sampler = ReadOrderHint(sampler, dataset)
     return DataLoader(
         dataset,
         batch_size=args.batch_size,
-        shuffle=sampler is None,
         sampler=sampler,
         num_workers=args.workers,
         multiprocessing_context=args.start_method if args.workers else None,
         worker_init_fn=one_thread,
-        generator=torch.Generator().manual_seed(args.seed),
+        generator=generator,
     )
 
 
@@ -126,7 +166,7 @@ def train(args: argparse.Namespace, rank: int = 0, world_size: int = 1) -> dict:
     loader = make_loader(dataset, args, rank, world_size)
     losses, seen = [], []
     for epoch in range(args.epochs):
-        if isinstance(loader.sampler, DistributedSampler):
+        if isinstance(loader.sampler, (DistributedSampler, ReadOrderHint)):
             loader.sampler.set_epoch(epoch)
         for images, labels, indices in loader:
             optimizer.zero_grad()

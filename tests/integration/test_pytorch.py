@@ -54,6 +54,21 @@ def test_dataloader_workers_train_as_on_pulled_data(image_repo, reference, tmp_p
     assert clone.tracked_files(IMAGES) == image_repo.origin.tracked_files(IMAGES)
 
 
+def test_read_order_hint_prefetches_what_the_workers_read(image_repo, reference, tmp_path):
+    """``--prefetch-order`` hands each epoch's order to ``dvc_stream.prefetch``: under
+    ``--prefetch none`` only the hint can prefetch, and the losses stay those of pulled data."""
+    clone = image_repo.fresh_clone()
+    report, stats = tmp_path / "report.json", tmp_path / "stats.json"
+    command = [*TRAIN, "--workers", "2", "--start-method", "fork", "--report", report]
+    options = ("--prefetch", "none", "--stats", str(stats))
+    stream(clone, sys.executable, *command, "--prefetch-order", options=options)
+    assert read_json(report)["losses"] == reference["losses"]
+    counts = read_json(stats)
+    assert counts["failed_files"] == 0
+    assert counts["demand_files"] + counts["prefetched_files"] == len(image_repo.files)
+    assert counts["prefetched_files"] > counts["demand_files"], counts
+
+
 def _torchrun() -> str:
     exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(exe):
