@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MARKER = "stream-partial.json"
+MARKER_LOCK = "stream-partial.lock"
 GERUNDS = {"add": "adding", "commit": "committing"}
 
 
@@ -126,7 +127,30 @@ def record(repo: Repo, outputs: Iterable[TrackedOutput]) -> list[Incomplete]:
         return []
 
 
+@contextlib.contextmanager
+def _marker_locked(repo: Repo):
+    """Serialize the marker's read-modify-write between runs that end at the same time.
+
+    Without it, two ``dvc stream`` runs of one repo finishing together could each write back
+    what they read, and one run's partial directory would go unrecorded (and unguarded).
+    """
+    import fcntl
+
+    os.makedirs(repo.tmp_dir, exist_ok=True)
+    fd = os.open(os.path.join(repo.tmp_dir, MARKER_LOCK), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _record(repo: Repo, outputs: Iterable[TrackedOutput]) -> list[Incomplete]:
+    with _marker_locked(repo):
+        return _record_locked(repo, outputs)
+
+
+def _record_locked(repo: Repo, outputs: Iterable[TrackedOutput]) -> list[Incomplete]:
     partials = load(repo)
     root = os.path.abspath(repo.root_dir)
     left = []

@@ -74,13 +74,22 @@ class Prefetcher:
             self._cond.notify_all()
         self._thread.join(timeout=10)
 
+    def _window(self) -> int:
+        """How many prefetches may be in flight: all of ``jobs`` while a hint is being followed.
+
+        A hint is the program's own read order, so its files are the ones demand misses would
+        ask for next: they need no slots kept free, and a shuffled epoch of small files is
+        bound by how many requests are in flight.
+        """
+        return self.broker.jobs if self._sources[0][0] == HINT else self.window
+
     def _budget_left(self) -> bool:
         return self.budget is None or self._spent < self.budget
 
     def _next(self) -> tuple[int, TrackedFile] | None:
         with self._cond:
             while not self._closed:
-                if self._sources and self._inflight < self.window and self._budget_left():
+                if self._sources and self._inflight < self._window() and self._budget_left():
                     priority, files = self._sources[0]
                     tracked = next(files, None)
                     if tracked is not None:

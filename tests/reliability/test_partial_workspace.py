@@ -151,3 +151,47 @@ def test_hooks_in_a_notebook_are_guarded_too(dvc_repo, tmp_path):
     before = _dvcfile(dvc_repo)
     _one_error(dvc_repo.dvc("add", "data/images", check=False), "add", missing=NFILES - 1)
     assert _dvcfile(dvc_repo) == before
+
+
+RECORD_CONCURRENTLY = """
+import json, multiprocessing, os, shutil, sys
+from dvc.repo import Repo
+from dvc_stream import guard
+from dvc_stream.manifest import Manifest
+
+paths = sys.argv[1:]
+for path in paths:
+    shutil.rmtree(path)  # nothing placed: each output is partial
+repo = Repo(".")
+outputs = [o for o in Manifest.from_repo(repo).outputs.values() if o.isdir]
+for output in outputs:
+    output.tree  # loaded once, before the forks
+fork = multiprocessing.get_context("fork")
+lost = 0
+for _ in range(40):
+    guard._save(repo, {})
+    start = fork.Event()
+    procs = [fork.Process(target=lambda o: (start.wait(), guard.record(repo, [o])), args=(o,))
+             for o in outputs]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join()
+    lost += len(paths) - len(guard.load(repo))
+print(json.dumps({"lost": lost}))
+"""
+
+
+def test_runs_ending_together_record_every_partial_directory(dvc_repo, tmp_path):
+    """Each run rewrites the shared marker; runs ending together must not drop each other's
+    entries (40 rounds of 6 processes recording at once)."""
+    paths = [f"data/d{i}" for i in range(6)]
+    for seed, path in enumerate(paths):
+        dvc_repo.make_dataset(path, nfiles=2, size=10, depth=0, seed=seed, push=False)
+    script = write_script(tmp_path, "record.py", RECORD_CONCURRENTLY)
+    command = [sys.executable, script, *paths]
+    proc = subprocess.run(
+        command, cwd=dvc_repo.root, env=dvc_repo.env, check=True, capture_output=True, text=True
+    )
+    assert last_json(proc) == {"lost": 0}
