@@ -121,7 +121,8 @@ def record(repo: Repo, outputs: Iterable[TrackedOutput]) -> list[Incomplete]:
 
     Never raises: a run's result must not depend on this bookkeeping."""
     try:
-        return _record(repo, outputs)
+        with _marker_locked(repo):
+            return _record(repo, outputs)
     except Exception as exc:
         logger.warning("could not record the incomplete outputs: %s", exc)
         return []
@@ -146,11 +147,6 @@ def _marker_locked(repo: Repo):
 
 
 def _record(repo: Repo, outputs: Iterable[TrackedOutput]) -> list[Incomplete]:
-    with _marker_locked(repo):
-        return _record_locked(repo, outputs)
-
-
-def _record_locked(repo: Repo, outputs: Iterable[TrackedOutput]) -> list[Incomplete]:
     partials = load(repo)
     root = os.path.abspath(repo.root_dir)
     left = []

@@ -35,7 +35,7 @@ class Prefetcher:
         self.budget = budget
         # NOTE: background jobs never fill every worker: a quarter stays free for demand misses,
         # which would otherwise queue behind prefetches at the server, if not in our queue.
-        self.window = max(broker.jobs - max(2, broker.jobs // 4), 2)
+        self.background_window = max(broker.jobs - max(2, broker.jobs // 4), 2)
         self._sources: deque[tuple[int, Iterator[TrackedFile]]] = deque()
         self._seen_dirs: set[tuple[str, str]] = set()
         self._inflight = 0
@@ -74,14 +74,14 @@ class Prefetcher:
             self._cond.notify_all()
         self._thread.join(timeout=10)
 
-    def _window(self) -> int:
+    def _in_flight_limit(self) -> int:
         """How many prefetches may be in flight: all of ``jobs`` while a hint is being followed.
 
         A hint is the program's own read order, so its files are the ones demand misses would
         ask for next: they need no slots kept free, and a shuffled epoch of small files is
         bound by how many requests are in flight.
         """
-        return self.broker.jobs if self._sources[0][0] == HINT else self.window
+        return self.broker.jobs if self._sources[0][0] == HINT else self.background_window
 
     def _budget_left(self) -> bool:
         return self.budget is None or self._spent < self.budget
@@ -89,7 +89,11 @@ class Prefetcher:
     def _next(self) -> tuple[int, TrackedFile] | None:
         with self._cond:
             while not self._closed:
-                if self._sources and self._inflight < self._window() and self._budget_left():
+                if (
+                    self._sources
+                    and self._inflight < self._in_flight_limit()
+                    and self._budget_left()
+                ):
                     priority, files = self._sources[0]
                     tracked = next(files, None)
                     if tracked is not None:

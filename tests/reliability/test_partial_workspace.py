@@ -154,7 +154,7 @@ def test_hooks_in_a_notebook_are_guarded_too(dvc_repo, tmp_path):
 
 
 RECORD_CONCURRENTLY = """
-import json, multiprocessing, os, shutil, sys
+import json, multiprocessing, shutil, sys
 from dvc.repo import Repo
 from dvc_stream import guard
 from dvc_stream.manifest import Manifest
