@@ -41,10 +41,14 @@ class Download:
 
 
 class CacheAdder:
-    def __init__(self, thread_context: Callable[[], AbstractContextManager] = nullcontext):
+    def __init__(
+        self,
+        thread_context: Callable[[], AbstractContextManager] = nullcontext,
+        name: str = "dvc-stream-cache",
+    ):
         self.thread_context = thread_context
         self._queue: queue.SimpleQueue[Download | None] = queue.SimpleQueue()
-        self._thread = threading.Thread(target=self._run, name="dvc-stream-cache", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     def put(self, download: Download) -> None:

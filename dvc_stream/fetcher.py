@@ -9,7 +9,8 @@ only a temporary file behind, which the next run removes.
 
 Downloads from an asynchronous filesystem (s3fs, gcsfs, adlfs...) run as coroutines on its event
 loop, as ``dvc pull`` runs them; others run on a thread pool. Finished downloads are checked and
-added to the cache in batches (``cache_adder.py``).
+added to the cache in batches (``cache_adder.py``); demand misses by a thread of their own, so that
+a blocked reader never waits behind a batch of prefetches being hashed.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ class _Job:
     priority: int
     future: Future = field(default_factory=Future)
     started: bool = False
+    awaited: bool = False  # a demand miss waits for it, even if it started as a prefetch
     download: Future | None = None
     task: asyncio.Task | None = None  # the download's coroutine, on an async filesystem
     loop: asyncio.AbstractEventLoop | None = None
@@ -99,6 +101,7 @@ class Fetcher:
         self._closed = False
         self._threads = ThreadPoolExecutor(jobs, thread_name_prefix="dvc-stream-download")
         self._adder = CacheAdder(thread_context)
+        self._demand_adder = CacheAdder(thread_context, name="dvc-stream-cache-demand")
         scratch.prepare(tmp_dir)
 
     def submit(self, ref: ObjectRef, priority: int = DEMAND) -> Future:
@@ -117,6 +120,7 @@ class Fetcher:
             elif priority < job.priority and not job.started:
                 job.priority = priority
                 heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
+            job.awaited = job.awaited or priority == DEMAND
         self._start_ready()
         return job.future
 
@@ -131,7 +135,8 @@ class Fetcher:
         if wait:
             wait_for([job.download for job in jobs if job.download is not None], timeout)
         self._threads.shutdown(wait=wait, cancel_futures=True)
-        self._adder.close(timeout if wait else 0)
+        for adder in (self._demand_adder, self._adder):
+            adder.close(timeout if wait else 0)
 
     # -- scheduling ----------------------------------------------------------------------------
 
@@ -175,7 +180,8 @@ class Fetcher:
             error = download.exception()
         except CancelledError as exc:
             error = exc
-        self._adder.put(Download(job.ref, tmp, error, functools.partial(self._done, job)))
+        adder = self._demand_adder if job.awaited else self._adder
+        adder.put(Download(job.ref, tmp, error, functools.partial(self._done, job)))
 
     def _done(self, job: _Job, error: BaseException | None, size: int) -> None:
         ref = job.ref
