@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -409,3 +411,39 @@ def test_existence_checks_send_no_requests(dvc_repo, latency_proxy, tmp_path):
     # file would have cost a HEAD of its object
     assert [r for r in latency_proxy.request_log if not r[1].endswith(".dir")] == []
     assert not (dvc_repo.root / "data/images").exists()
+
+
+def _other_filesystem(path: os.PathLike[str]) -> str | None:
+    """A writable directory on another filesystem than ``path``, such as a tmpfs."""
+    for candidate in ("/dev/shm", "/run/shm"):
+        if (
+            os.path.isdir(candidate)
+            and os.access(candidate, os.W_OK)
+            and os.stat(candidate).st_dev != os.stat(path).st_dev
+        ):
+            return candidate
+    return None
+
+
+@pytest.mark.parametrize("cache_type", ["copy", "symlink"])
+def test_cache_on_another_filesystem(small, tmp_path, cache_type):
+    # A shared cache on its own mount is a common set-up: downloads, the cache and the
+    # workspace then span two filesystems, so no hard link can join them.
+    repo, dataset = small
+    other = _other_filesystem(repo.root)
+    if other is None:
+        pytest.skip("no writable filesystem other than the repo's")
+    cache_dir = tempfile.mkdtemp(prefix="dvc-stream-cache-", dir=other)
+    try:
+        repo.dvc("cache", "dir", "--local", cache_dir)
+        repo.dvc("config", "--local", "cache.type", cache_type)
+        script = write_script(tmp_path, "read.py", READ_FILES)
+        expected = {f"data/images/{rel}": md5(data) for rel, data in dataset.files.items()}
+        proc = stream_python(repo, script, *expected)
+        assert last_json(proc) == expected
+        for oid in expected.values():
+            assert os.path.isfile(os.path.join(cache_dir, "files", "md5", oid[:2], oid[2:]))
+        assert repo.dvc("status", "-q", check=False).returncode == 0
+        assert not _leftovers(repo.root)
+    finally:
+        shutil.rmtree(cache_dir, ignore_errors=True)
