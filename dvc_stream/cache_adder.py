@@ -4,7 +4,8 @@ Adding objects one by one costs a state-database transaction and a failed reflin
 object, and spreading that work over many threads makes them fight for the GIL with the event
 loop that runs the downloads (a thread per download made 400 futex calls per 8 KB object). One
 thread takes whatever has finished since its last pass and adds it with one ``HashFileDB.add``
-call, as ``dvc pull`` does.
+call, as ``dvc pull`` does. The fetcher keeps a second adder for the downloads a reader is
+blocked on, so that they never queue behind a batch of prefetches.
 """
 
 from __future__ import annotations

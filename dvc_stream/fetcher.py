@@ -120,7 +120,8 @@ class Fetcher:
             elif priority < job.priority and not job.started:
                 job.priority = priority
                 heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
-            job.awaited = job.awaited or priority == DEMAND
+            if priority == DEMAND:
+                job.awaited = True
         self._start_ready()
         return job.future
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
 
 from dvc_data.hashfile.db import HashFileDB
 from dvc_objects.fs.local import LocalFileSystem
 
 from dvc_stream.fetcher import BACKGROUND, DEMAND, Fetcher, ObjectRef
+
+from .conftest import md5
 
 LIVENESS_TIMEOUT = 30  # seconds: only a hang would reach it
 
@@ -31,7 +32,7 @@ class _StuckCache:
 
 
 def _object(remote: HashFileDB, data: bytes) -> str:
-    oid = hashlib.md5(data).hexdigest()
+    oid = md5(data)
     path = remote.oid_to_path(oid)
     remote.fs.makedirs(remote.fs.parent(path), exist_ok=True)
     remote.fs.pipe_file(path, data)
