@@ -196,6 +196,7 @@ class Broker:
 
     def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:
         self._fetched.add(ref.oid)
+        self.stats.fetched()
         if priority == DEMAND:
             self.stats.add(demand_files=1, demand_bytes=size)
         elif priority in (HINT, BACKGROUND):

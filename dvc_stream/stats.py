@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field, fields
 
 
@@ -17,6 +18,9 @@ class Stats:
     cached_bytes: int = 0
     failed_files: int = 0
     wait_seconds: float = 0.0  # time programs spent blocked on fetches
+    # from the first download's end to the last one's: the objects' arrival rate
+    _first_fetch: float | None = field(default=None, repr=False, compare=False)
+    _last_fetch: float | None = field(default=None, repr=False, compare=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add(self, **deltas: float) -> None:
@@ -24,10 +28,20 @@ class Stats:
             for name, delta in deltas.items():
                 setattr(self, name, getattr(self, name) + delta)
 
+    def fetched(self) -> None:
+        """Note that a download has just ended."""
+        now = time.monotonic()
+        with self._lock:
+            if self._first_fetch is None:
+                self._first_fetch = now
+            self._last_fetch = now
+
     def as_dict(self) -> dict:
         with self._lock:
             data = {f.name: getattr(self, f.name) for f in fields(self) if f.compare}
+            first, last = self._first_fetch, self._last_fetch
         data["wait_seconds"] = round(data["wait_seconds"], 3)
+        data["fetch_seconds"] = round(last - first, 3) if first is not None else 0.0
         return data
 
     def write_json(self, path: str, **extra) -> None:

@@ -139,7 +139,11 @@ def _report(
 ) -> None:
     if stats_file:
         broker.stats.write_json(
-            stats_file, jobs=broker.jobs, prefetch=broker.prefetcher.policy, exit_code=returncode
+            stats_file,
+            jobs=broker.jobs,
+            prefetch=broker.prefetcher.policy,
+            background_window=broker.prefetcher.background_window,
+            exit_code=returncode,
         )
     if quiet:
         return
