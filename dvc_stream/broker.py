@@ -27,7 +27,7 @@ from dvc_stream.remotes import Remotes, jobs_for_latency, pull_jobs
 from dvc_stream.stats import Stats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Hashable, Iterator
 
     from dvc.repo import Repo
 
@@ -138,9 +138,10 @@ class Broker:
             for tracked in (deferred or {}).values():
                 self.place_fetched(tracked)
 
-    def prefetch(self, paths: list[str]) -> None:
+    def prefetch(self, paths: list[str], stream: Hashable = None) -> None:
+        """Hint these files, after those ``stream`` (a client connection) hinted before."""
         files = [f for f in map(self.manifest.file, paths) if f is not None]
-        self.prefetcher.hint(files)
+        self.prefetcher.hint(files, stream)
 
     # -- internals -------------------------------------------------------------------------
 

@@ -1,9 +1,11 @@
 """Background fill: fetch what the program is about to read, in the order it will likely read it.
 
 Sources, most urgent first: explicit hints (``dvc_stream.prefetch``), then the files of each
-directory the program listed or read from, in listing order, as the policy allows. A feeder thread
-keeps a bounded window of background jobs in the fetcher's queue, so demand misses always jump
-ahead, and stops once the byte budget is spent. Objects already cached are only placed.
+directory the program listed or read from, in listing order, as the policy allows. Each
+connection's hints are fetched in the order they came; the hints of different connections (the
+ranks of a distributed job, say) take turns, so that none waits for another's whole epoch. A
+feeder thread keeps a bounded window of background jobs in the fetcher's queue, so demand misses
+always jump ahead, and stops once the byte budget is spent. Objects already cached are only placed.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 from dvc_stream.fetcher import BACKGROUND, HINT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Hashable, Iterable, Iterator
 
     from dvc_stream.broker import Broker
     from dvc_stream.manifest import TrackedFile, TrackedOutput
@@ -36,7 +38,8 @@ class Prefetcher:
         # NOTE: background jobs never fill every worker: a quarter stays free for demand misses,
         # which would otherwise queue behind prefetches at the server, if not in our queue.
         self.background_window = max(broker.jobs - max(2, broker.jobs // 4), 2)
-        self._sources: deque[tuple[int, Iterator[TrackedFile]]] = deque()
+        self._hints: dict[Hashable, deque[TrackedFile]] = {}  # by connection, in turn order
+        self._background: deque[Iterator[TrackedFile]] = deque()
         self._seen_dirs: set[tuple[str, str]] = set()
         self._inflight = 0
         self._spent = 0
@@ -53,9 +56,13 @@ class Prefetcher:
         if self.policy in FOLLOWS_READS and tracked.output.isdir:
             self._add_dir(tracked.output, tracked.reldir)
 
-    def hint(self, files: Iterable[TrackedFile]) -> None:
+    def hint(self, files: Iterable[TrackedFile], stream: Hashable = None) -> None:
+        """Queue ``files`` after what ``stream`` (a connection) hinted before."""
+        files = list(files)
         with self._cond:
-            self._sources.appendleft((HINT, iter(list(files))))
+            if not files or self._closed:
+                return
+            self._hints.setdefault(stream, deque()).extend(files)
             self._cond.notify()
 
     def _add_dir(self, output: TrackedOutput, reldir: str) -> None:
@@ -64,13 +71,14 @@ class Prefetcher:
             if key in self._seen_dirs or self._closed:
                 return
             self._seen_dirs.add(key)
-            self._sources.append((BACKGROUND, output.files_in(reldir)))
+            self._background.append(output.files_in(reldir))
             self._cond.notify()
 
     def close(self) -> None:
         with self._cond:
             self._closed = True
-            self._sources.clear()
+            self._hints.clear()
+            self._background.clear()
             self._cond.notify_all()
         self._thread.join(timeout=10)
 
@@ -81,7 +89,7 @@ class Prefetcher:
         ask for next: they need no slots kept free, and a shuffled epoch of small files is
         bound by how many requests are in flight.
         """
-        return self.broker.jobs if self._sources[0][0] == HINT else self.background_window
+        return self.broker.jobs if self._hints else self.background_window
 
     def _budget_left(self) -> bool:
         return self.budget is None or self._spent < self.budget
@@ -89,20 +97,29 @@ class Prefetcher:
     def _next(self) -> tuple[int, TrackedFile] | None:
         with self._cond:
             while not self._closed:
-                if (
-                    self._sources
-                    and self._inflight < self._in_flight_limit()
-                    and self._budget_left()
-                ):
-                    priority, files = self._sources[0]
-                    tracked = next(files, None)
-                    if tracked is not None:
+                if self._inflight < self._in_flight_limit() and self._budget_left():
+                    item = self._take()
+                    if item is not None:
                         self._inflight += 1
-                        return priority, tracked
-                    self._sources.popleft()
-                    continue
+                        return item
                 self._cond.wait()
             return None
+
+    def _take(self) -> tuple[int, TrackedFile] | None:
+        """The next file: one from the hints of each connection in turn, then background fill."""
+        if self._hints:
+            stream, queue = next(iter(self._hints.items()))
+            del self._hints[stream]
+            tracked = queue.popleft()
+            if queue:
+                self._hints[stream] = queue  # its turn comes again after the others'
+            return HINT, tracked
+        while self._background:
+            tracked = next(self._background[0], None)
+            if tracked is not None:
+                return BACKGROUND, tracked
+            self._background.popleft()
+        return None
 
     def _feed(self) -> None:
         with self.broker.thread_context():

@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING
 from dvc_stream.hooks import protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from dvc_stream.broker import Broker
 
 logger = logging.getLogger(__name__)
@@ -42,8 +44,11 @@ def _check_path(value: object) -> str:
     return os.path.normpath(value)
 
 
-def dispatch(broker: Broker, request: object) -> object:
-    """Answer one decoded request; raises ValueError for a malformed one."""
+def dispatch(broker: Broker, request: object, stream: Hashable = None) -> object:
+    """Answer one decoded request; raises ValueError for a malformed one.
+
+    ``stream`` identifies the connection: its hints are queued one after the other.
+    """
     if not isinstance(request, dict) or request.get("op") not in protocol.OPS:
         raise ValueError("unknown operation")
     op = request["op"]
@@ -54,7 +59,7 @@ def dispatch(broker: Broker, request: object) -> object:
         paths = request.get("paths")
         if not isinstance(paths, list):
             raise ValueError("'paths' must be a list")
-        broker.prefetch([_check_path(p) for p in paths])
+        broker.prefetch([_check_path(p) for p in paths], stream)
         return None
     path = _check_path(request.get("path"))
     if op == "lookup":
@@ -91,7 +96,7 @@ class _Handler(socketserver.BaseRequestHandler):
 
     def _answer(self, request: object) -> dict:
         try:
-            return {"ok": dispatch(self.server.broker, request)}
+            return {"ok": dispatch(self.server.broker, request, id(self))}
         except ValueError as exc:
             return {"error": {"errno": errno.EINVAL, "message": f"bad request: {exc}"}}
         except OSError as exc:

@@ -16,6 +16,7 @@ from . import protocol
 from .resolver import Entry
 
 _UNKNOWN = object()
+HINT_FRAME_PATHS = 4096  # a frame is split further if these paths exceed the request bound
 
 
 class BrokerClient:
@@ -41,10 +42,10 @@ class BrokerClient:
             self._local.sock = sock
         return sock
 
-    def _call(self, request: dict):
+    def _call(self, request: dict, frame: bytes | None = None):
         try:
             sock = self._connection()
-            sock.sendall(protocol.encode(request))
+            sock.sendall(frame or protocol.encode(request))
             answer = protocol.read_frame(sock, protocol.MAX_RESPONSE)
         except (OSError, EOFError, protocol.ProtocolError) as exc:
             self._local.sock = None
@@ -97,4 +98,18 @@ class BrokerClient:
         return self._call({"op": "materialize", "path": path})
 
     def prefetch(self, paths: list[str]) -> None:
-        self._call({"op": "prefetch", "paths": list(paths)})
+        # NOTE: a whole epoch of a large dataset does not fit in one request frame; the broker
+        # queues this connection's frames one after the other, so the order survives the split.
+        paths = list(paths)
+        for start in range(0, len(paths), HINT_FRAME_PATHS):
+            self._send_hint(paths[start : start + HINT_FRAME_PATHS])
+
+    def _send_hint(self, paths: list[str]) -> None:
+        request = {"op": "prefetch", "paths": paths}
+        frame = protocol.encode(request)
+        if len(frame) - protocol.HEADER.size > protocol.MAX_REQUEST and len(paths) > 1:
+            half = len(paths) // 2
+            self._send_hint(paths[:half])
+            self._send_hint(paths[half:])
+            return
+        self._call(request, frame)

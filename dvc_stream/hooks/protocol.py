@@ -9,7 +9,8 @@ an object with ``"op"`` and its arguments; each answer is ``{"ok": value}`` or
 - ``kind`` ``path`` -> ``"file"``, ``"dir"`` or null: ``lookup`` without the size.
 - ``listdir`` ``path`` -> ``{name: "file" | "dir"}`` or null.
 - ``materialize`` ``path`` -> the local path to open, once the file is in the workspace.
-- ``prefetch`` ``paths`` -> null; a hint, answered at once.
+- ``prefetch`` ``paths`` -> null; a hint, answered at once. Each connection's hints are queued
+  one after the other, so a hint too long for one frame is sent as several, in order.
 
 Requests are bounded by ``MAX_REQUEST`` bytes: a larger frame closes the connection, since its
 body cannot be skipped cheaply; a frame of the right size whose body is not JSON is answered with

@@ -50,4 +50,4 @@ class Resolver(Protocol):
         """
 
     def prefetch(self, paths: list[str]) -> None:
-        """Hint that these files will be read soon, in this order."""
+        """Hint that these files will be read soon, in this order, after those hinted before."""

@@ -1,0 +1,129 @@
+"""``dvc_stream.prefetch`` hints: order, size, and turns between the processes that send them.
+
+Each program runs under ``-j 1 --prefetch none``, so the hinted objects are downloaded one at a
+time, in the order the prefetcher takes them, and the proxy's request log shows that order.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import md5, object_gets, stream_python, write_script
+
+# Hints the files of argv[1] (a JSON list of lists of relative paths, one prefetch() call each,
+# with argv[3] absent names after the first call's first three), then waits until the objects
+# argv[2] lists are all in the cache.
+HINT_AND_WAIT = r"""
+import json, os, sys, time
+import dvc_stream
+
+calls, cached, padding = json.loads(sys.argv[1]), json.loads(sys.argv[2]), int(sys.argv[3])
+absent = [f"data/images/absent-{i:06d}-{'x' * 230}" for i in range(padding)]
+first = calls[0]
+dvc_stream.prefetch(first[:3] + absent + first[3:])
+for paths in calls[1:]:
+    dvc_stream.prefetch(paths)
+deadline = time.monotonic() + 120
+while not all(os.path.exists(path) for path in cached):
+    assert time.monotonic() < deadline, "the hinted files never arrived"
+    time.sleep(0.02)
+print("ok")
+"""
+
+# Two processes hint their own files: the parent first, then a forked child, while the parent's
+# downloads are still going.
+TWO_PROCESSES = r"""
+import json, multiprocessing, os, sys, time
+import dvc_stream
+
+mine, theirs, cached = (json.loads(arg) for arg in sys.argv[1:4])
+
+def child(go):
+    go.wait()
+    dvc_stream.prefetch(theirs)
+
+ctx = multiprocessing.get_context("fork")
+go = ctx.Event()
+proc = ctx.Process(target=child, args=(go,))
+proc.start()
+dvc_stream.prefetch(mine)
+go.set()
+proc.join()
+deadline = time.monotonic() + 120
+while not all(os.path.exists(path) for path in cached):
+    assert time.monotonic() < deadline, "the hinted files never arrived"
+    time.sleep(0.02)
+print("ok")
+"""
+
+
+def _key(data: bytes) -> str:
+    """Where an object lives under ``files/md5/``, in the cache and on the remote."""
+    oid = md5(data)
+    return f"{oid[:2]}/{oid[2:]}"
+
+
+def _cache_path(data: bytes) -> str:
+    return f".dvc/cache/files/md5/{_key(data)}"
+
+
+def _hinted(dvc_repo, latency_proxy, tmp_path, script_text, *args, stats_file=None):
+    script = write_script(tmp_path, "hint.py", script_text)
+    latency_proxy.reset_counters()
+    options = ("-j", "1", "--prefetch", "none")
+    if stats_file is not None:
+        options += ("--stats", str(stats_file))
+    proc = stream_python(dvc_repo, script, *args, options=options)
+    assert proc.stdout.strip().splitlines()[-1] == "ok", proc.stderr
+    return [path.rsplit("/files/md5/", 1)[1] for path in object_gets(latency_proxy.request_log)]
+
+
+def test_a_hint_longer_than_a_request_frame_keeps_its_order(dvc_repo, latency_proxy, tmp_path):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=5, size=3000, depth=1, fanout=1)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    names = sorted(dataset.files, reverse=True)  # not the listing order
+    paths = [f"data/images/{name}" for name in names]
+    stats_file = tmp_path / "stats.json"
+    # 8,000 absent names of about 300 bytes: 2.5 MB, more than two request frames may hold
+    gets = _hinted(
+        dvc_repo,
+        latency_proxy,
+        tmp_path,
+        HINT_AND_WAIT,
+        json.dumps([paths[:4], paths[4:]]),
+        json.dumps([_cache_path(dataset.files[name]) for name in names]),
+        "8000",
+        stats_file=stats_file,
+    )
+    # the fourth file came in the frame after the first three; the second call's after both
+    assert gets == [_key(dataset.files[name]) for name in names]
+    stats = json.loads(stats_file.read_text())
+    assert stats["prefetched_files"] == 5
+    assert stats["demand_files"] == 0
+
+
+def test_hints_of_two_processes_take_turns(dvc_repo, latency_proxy, tmp_path):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=16, size=3000, depth=1, fanout=1)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    latency_proxy.rtt_ms = 30  # each download outlasts the child's hint by far
+    names = sorted(dataset.files)
+    mine, theirs = names[:8], names[8:]
+    gets = _hinted(
+        dvc_repo,
+        latency_proxy,
+        tmp_path,
+        TWO_PROCESSES,
+        json.dumps([f"data/images/{name}" for name in mine]),
+        json.dumps([f"data/images/{name}" for name in theirs]),
+        json.dumps([_cache_path(data) for data in dataset.files.values()]),
+    )
+    assert len(gets) == 16
+    position = {name: gets.index(_key(dataset.files[name])) for name in names}
+    # neither process waits for the other's whole list
+    assert position[theirs[0]] < position[mine[-1]]
+    assert position[mine[-1]] < position[theirs[-1]]
+    # and each one's files arrive in its own order
+    assert sorted(mine, key=position.get) == mine
+    assert sorted(theirs, key=position.get) == theirs
