@@ -225,6 +225,51 @@ def _sweep_table(records: list[dict]) -> list[str]:
     return lines
 
 
+def _jobs_tables(records: list[dict], epoch: list[dict]) -> list[str]:
+    """The ``-j`` sweep of each scenario, with this run's ``pull`` and ``stream-naive``."""
+    lines: list[str] = []
+    for name in dict.fromkeys(r["scenario"] for r in records):
+        by_mode = {r["mode"]: r for r in epoch if r["scenario"] == name}
+        pull = by_mode.get("pull", {}).get("epoch_s")
+        naive = by_mode.get("stream-naive")
+        rows = ([("naive", 0, naive)] if naive else []) + [
+            (str(r["jobs"]), r.get("stream_background_window"), r)
+            for r in records
+            if r["scenario"] == name
+        ]
+        lines += [
+            f"### Downloads in flight, {name} scenario, unhinted `dvc stream -j N`",
+            "",
+            "| -j | background window | epoch s (min-max) | epoch / pull | ttfb s "
+            "| files fetched on demand | wait per demand fetch ms | objects/s |",
+            "|---|---|---|---|---|---|---|---|",
+            *(_jobs_row(label, window, r, pull) for label, window, r in rows),
+            "",
+        ]
+    if lines:
+        lines += [
+            "One epoch per run (no warm epoch). naive: `--prefetch none`. objects/s: files "
+            "fetched / `fetch_seconds`. A wider background window fills faster but makes each "
+            "of the program's own misses wait longer at the server.",
+            "",
+        ]
+    return lines
+
+
+def _jobs_row(label: str, window, r: dict, pull: float | None) -> str:
+    demand = r.get("stream_demand_files")
+    wait = r.get("stream_wait_seconds")
+    fetch_s = r.get("stream_fetch_seconds")
+    fetched = (demand or 0) + (r.get("stream_prefetched_files") or 0)
+    return (
+        f"| {label} | {_fmt(window)} | {_fmt(r['epoch_s'])} "
+        f"({_fmt(r['epoch_s_min'])}-{_fmt(r['epoch_s_max'])}) "
+        f"| {_fmt(r['epoch_s'] / pull) if pull else '-'} | {_fmt(r['ttfb_s'])} "
+        f"| {_fmt(demand)} | {_fmt(1000 * wait / demand if demand and wait else None, 1)} "
+        f"| {_fmt(fetched / fetch_s if fetch_s else None, 0)} |"
+    )
+
+
 def _micro_table(records: list[dict]) -> list[str]:
     if not records:
         return []
@@ -242,6 +287,7 @@ def write_summary(records: list[dict], micro: list[dict], out_dir: Path) -> None
     )
     epoch = [r for r in records if r.get("kind") == "epoch"]
     sweep = [r for r in records if r.get("kind") == "rtt-sweep"]
+    jobs = [r for r in records if r.get("kind") == "jobs-sweep"]
     quick = any(r.get("quick") for r in records)
     lines = [
         "# dvc-stream benchmark summary" + (" (--quick)" if quick else ""),
@@ -255,6 +301,7 @@ def write_summary(records: list[dict], micro: list[dict], out_dir: Path) -> None
         "",
     ]
     lines += _epoch_tables(epoch) + _targets_table(epoch) + _sweep_table(sweep)
+    lines += _jobs_tables(jobs, epoch)
     lines += _micro_table(micro)
     (out_dir / "summary.md").write_text("\n".join(lines))
 

@@ -65,6 +65,10 @@ ROUNDS = 3  # runs per scenario x mode (1 with --quick); the record holds the me
 WORKERS = 2  # DataLoader-like pool size in train.py
 RTT_SWEEP = [0, 20, 50]  # ms, small scenario only
 SWEEP_MODES = ["pull", "stream-naive", "stream"]
+# `dvc stream -j N`, unhinted: without the read order, the number of downloads in flight is the
+# one scheduling choice left, trading the background fill's rate against the latency of the
+# program's own misses at the server. scenario -> the -j values measured.
+JOBS_SWEEP = {"large": [4, 6, 8, 11, 16, 24], "small": [6, 8, 11, 16]}
 DATA = "data/images"
 
 
@@ -104,8 +108,13 @@ def train_args(conf: dict, epochs: int, reader: str = "open", hint: bool = False
     return args
 
 
-def run_mode(repo, proxy, conf: dict, mode: str, epochs: int, stats_dir) -> dict:
-    """One cold-started run of ``mode``; returns its metrics. The caller wiped the repo."""
+def run_mode(
+    repo, proxy, conf: dict, mode: str, epochs: int, stats_dir, options: tuple[str, ...] = ()
+) -> dict:
+    """One cold-started run of ``mode``; returns its metrics. The caller wiped the repo.
+
+    ``options`` are added to the ``dvc stream`` command line.
+    """
     env, cwd = repo.env, repo.root
     procs = []
     metrics: dict = {}
@@ -126,6 +135,7 @@ def run_mode(repo, proxy, conf: dict, mode: str, epochs: int, stats_dir) -> dict
     elif mode in ("stream", "stream-naive", "stream-hint", "stream-mount"):
         stats_file = stats_dir / f"stats-{mode}-{time.monotonic_ns()}.json"
         opts = {"stream-naive": ["--prefetch", "none"], "stream-mount": ["--mount"]}.get(mode, [])
+        opts = [*opts, *options]
         cmd = dvc_cmd(
             "stream",
             *opts,
@@ -168,14 +178,16 @@ def run_mode(repo, proxy, conf: dict, mode: str, epochs: int, stats_dir) -> dict
     return metrics
 
 
-def _measure(benchmark, repo, proxy, conf, mode, rounds, epochs, tmp_path, base: dict) -> dict:
+def _measure(
+    benchmark, repo, proxy, conf, mode, rounds, epochs, tmp_path, base: dict, options=()
+) -> dict:
     agg = Aggregate()
 
     def cold_start():
         repo.wipe()
 
     def run():
-        agg.add(run_mode(repo, proxy, conf, mode, epochs, tmp_path))
+        agg.add(run_mode(repo, proxy, conf, mode, epochs, tmp_path, options))
 
     benchmark.pedantic(run, setup=cold_start, rounds=rounds, iterations=1)
     record = agg.record(**base)
@@ -260,3 +272,35 @@ def test_rtt_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, rtt,
         )
     finally:
         proxy.rtt_ms = saved
+
+
+@pytest.mark.parametrize(
+    ("name", "jobs"),
+    [pytest.param(n, j, id=f"{n}-j{j}") for n, values in JOBS_SWEEP.items() for j in values],
+)
+def test_jobs_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, name, jobs):
+    conf = scenario(name, bench_config.quick)
+    repo = scenario_repo(name, conf)
+    benchmark.group = f"jobs-sweep-{name}"
+    _measure(
+        benchmark,
+        repo,
+        proxy,
+        conf,
+        "stream",
+        bench_config.rounds,
+        epochs=1,
+        tmp_path=tmp_path,
+        base={
+            "kind": "jobs-sweep",
+            "scenario": name,
+            "mode": "stream",
+            "jobs": jobs,
+            "rtt_ms": proxy.rtt_ms,
+            "bandwidth_mbit": proxy.bandwidth_mbit,
+            "nfiles": conf["nfiles"],
+            "file_size": conf["size"],
+            "quick": bench_config.quick,
+        },
+        options=("-j", str(jobs)),
+    )
