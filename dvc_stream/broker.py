@@ -138,10 +138,10 @@ class Broker:
             for tracked in (deferred or {}).values():
                 self.place_fetched(tracked)
 
-    def prefetch(self, paths: list[str], stream: Hashable = None) -> None:
-        """Hint these files, after those ``stream`` (a client connection) hinted before."""
+    def prefetch(self, paths: list[str], sender: Hashable = None) -> None:
+        """Hint these files, after those ``sender`` (a client connection) hinted before."""
         files = [f for f in map(self.manifest.file, paths) if f is not None]
-        self.prefetcher.hint(files, stream)
+        self.prefetcher.hint(files, sender)
 
     # -- internals -------------------------------------------------------------------------
 

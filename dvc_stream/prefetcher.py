@@ -56,13 +56,13 @@ class Prefetcher:
         if self.policy in FOLLOWS_READS and tracked.output.isdir:
             self._add_dir(tracked.output, tracked.reldir)
 
-    def hint(self, files: Iterable[TrackedFile], stream: Hashable = None) -> None:
-        """Queue ``files`` after what ``stream`` (a connection) hinted before."""
+    def hint(self, files: Iterable[TrackedFile], sender: Hashable = None) -> None:
+        """Queue ``files`` after what ``sender`` (a client connection) hinted before."""
         files = list(files)
         with self._cond:
             if not files or self._closed:
                 return
-            self._hints.setdefault(stream, deque()).extend(files)
+            self._hints.setdefault(sender, deque()).extend(files)
             self._cond.notify()
 
     def _add_dir(self, output: TrackedOutput, reldir: str) -> None:
@@ -108,11 +108,11 @@ class Prefetcher:
     def _take(self) -> tuple[int, TrackedFile] | None:
         """The next file: one from the hints of each connection in turn, then background fill."""
         if self._hints:
-            stream, queue = next(iter(self._hints.items()))
-            del self._hints[stream]
+            sender, queue = next(iter(self._hints.items()))
+            del self._hints[sender]
             tracked = queue.popleft()
             if queue:
-                self._hints[stream] = queue  # its turn comes again after the others'
+                self._hints[sender] = queue  # its turn comes again after the others'
             return HINT, tracked
         while self._background:
             tracked = next(self._background[0], None)

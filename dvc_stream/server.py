@@ -44,10 +44,10 @@ def _check_path(value: object) -> str:
     return os.path.normpath(value)
 
 
-def dispatch(broker: Broker, request: object, stream: Hashable = None) -> object:
+def dispatch(broker: Broker, request: object, sender: Hashable = None) -> object:
     """Answer one decoded request; raises ValueError for a malformed one.
 
-    ``stream`` identifies the connection: its hints are queued one after the other.
+    ``sender`` identifies the client connection: its hints are queued one after the other.
     """
     if not isinstance(request, dict) or request.get("op") not in protocol.OPS:
         raise ValueError("unknown operation")
@@ -59,7 +59,7 @@ def dispatch(broker: Broker, request: object, stream: Hashable = None) -> object
         paths = request.get("paths")
         if not isinstance(paths, list):
             raise ValueError("'paths' must be a list")
-        broker.prefetch([_check_path(p) for p in paths], stream)
+        broker.prefetch([_check_path(p) for p in paths], sender)
         return None
     path = _check_path(request.get("path"))
     if op == "lookup":

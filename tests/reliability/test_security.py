@@ -40,7 +40,7 @@ class FakeBroker:
             raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
         raise OSError(errno.EIO, "failed to fetch", path)
 
-    def prefetch(self, paths: list[str], stream=None) -> None:
+    def prefetch(self, paths: list[str], sender=None) -> None:
         pass
 
 
