@@ -196,6 +196,23 @@ def _measure(
     return record
 
 
+def _record_base(
+    kind: str, name: str, mode: str, conf: dict, proxy, quick: bool, rtt_ms=None, **extra
+) -> dict:
+    """What identifies a record: the case, the dataset and the link (the proxy's by default)."""
+    return {
+        "kind": kind,
+        "scenario": name,
+        "mode": mode,
+        **extra,
+        "rtt_ms": proxy.rtt_ms if rtt_ms is None else rtt_ms,
+        "bandwidth_mbit": proxy.bandwidth_mbit,
+        "nfiles": conf["nfiles"],
+        "file_size": conf["size"],
+        "quick": quick,
+    }
+
+
 def _cases():
     for name, conf in SCENARIOS.items():
         for mode in conf["modes"]:
@@ -216,16 +233,7 @@ def test_first_epoch(benchmark, bench_config, scenario_repo, proxy, tmp_path, na
         bench_config.rounds,
         epochs=2,
         tmp_path=tmp_path,
-        base={
-            "kind": "epoch",
-            "scenario": name,
-            "mode": mode,
-            "rtt_ms": proxy.rtt_ms,
-            "bandwidth_mbit": proxy.bandwidth_mbit,
-            "nfiles": conf["nfiles"],
-            "file_size": conf["size"],
-            "quick": bench_config.quick,
-        },
+        base=_record_base("epoch", name, mode, conf, proxy, bench_config.quick),
     )
 
 
@@ -233,16 +241,7 @@ def test_first_epoch(benchmark, bench_config, scenario_repo, proxy, tmp_path, na
 @pytest.mark.parametrize("rtt", RTT_SWEEP)
 def test_rtt_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, rtt, mode):
     conf = scenario("small", bench_config.quick)
-    base = {
-        "kind": "rtt-sweep",
-        "scenario": "small",
-        "mode": mode,
-        "rtt_ms": rtt,
-        "bandwidth_mbit": proxy.bandwidth_mbit,
-        "nfiles": conf["nfiles"],
-        "file_size": conf["size"],
-        "quick": bench_config.quick,
-    }
+    base = _record_base("rtt-sweep", "small", mode, conf, proxy, bench_config.quick, rtt_ms=rtt)
     done = [
         r
         for r in RECORDS
@@ -291,16 +290,8 @@ def test_jobs_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, nam
         bench_config.rounds,
         epochs=1,
         tmp_path=tmp_path,
-        base={
-            "kind": "jobs-sweep",
-            "scenario": name,
-            "mode": "stream",
-            "jobs": jobs,
-            "rtt_ms": proxy.rtt_ms,
-            "bandwidth_mbit": proxy.bandwidth_mbit,
-            "nfiles": conf["nfiles"],
-            "file_size": conf["size"],
-            "quick": bench_config.quick,
-        },
+        base=_record_base(
+            "jobs-sweep", name, "stream", conf, proxy, bench_config.quick, jobs=jobs
+        ),
         options=("-j", str(jobs)),
     )
