@@ -10,10 +10,20 @@ import json
 
 from .conftest import md5, object_gets, stream_python, write_script
 
+# The end of both programs: wait until every object of ``cached`` is in the cache.
+WAIT_FOR_CACHE = r"""
+deadline = time.monotonic() + 120
+while not all(os.path.exists(path) for path in cached):
+    assert time.monotonic() < deadline, "the hinted files never arrived"
+    time.sleep(0.02)
+print("ok")
+"""
+
 # Hints the files of argv[1] (a JSON list of lists of relative paths, one prefetch() call each,
 # with argv[3] absent names after the first call's first three), then waits until the objects
 # argv[2] lists are all in the cache.
-HINT_AND_WAIT = r"""
+HINT_AND_WAIT = (
+    r"""
 import json, os, sys, time
 import dvc_stream
 
@@ -23,16 +33,14 @@ first = calls[0]
 dvc_stream.prefetch(first[:3] + absent + first[3:])
 for paths in calls[1:]:
     dvc_stream.prefetch(paths)
-deadline = time.monotonic() + 120
-while not all(os.path.exists(path) for path in cached):
-    assert time.monotonic() < deadline, "the hinted files never arrived"
-    time.sleep(0.02)
-print("ok")
 """
+    + WAIT_FOR_CACHE
+)
 
 # Two processes hint their own files: the parent first, then a forked child, while the parent's
 # downloads are still going.
-TWO_PROCESSES = r"""
+TWO_PROCESSES = (
+    r"""
 import json, multiprocessing, os, sys, time
 import dvc_stream
 
@@ -49,12 +57,9 @@ proc.start()
 dvc_stream.prefetch(mine)
 go.set()
 proc.join()
-deadline = time.monotonic() + 120
-while not all(os.path.exists(path) for path in cached):
-    assert time.monotonic() < deadline, "the hinted files never arrived"
-    time.sleep(0.02)
-print("ok")
 """
+    + WAIT_FOR_CACHE
+)
 
 
 def _key(data: bytes) -> str:
