@@ -24,6 +24,9 @@ from bench_lib import (
 )
 
 KB = 1024
+# The same epoch through a real torch DataLoader (train.py --loader torch), where `dvc stream`
+# hints the sampler's order by itself; measured when torch is installed.
+TORCH_MODES = ["pull-torch", "stream-torch"]
 
 # name -> dataset shape, training loop, and the modes measured on it
 SCENARIOS: dict[str, dict] = {
@@ -34,7 +37,15 @@ SCENARIOS: dict[str, dict] = {
         "batch": 64,
         "sleep_ms": 5,
         "train_classes": None,  # None: the whole directory
-        "modes": ["pull", "stream-naive", "stream", "stream-hint", "stream-mount", "dvc-api"],
+        "modes": [
+            "pull",
+            "stream-naive",
+            "stream",
+            "stream-hint",
+            "stream-mount",
+            "dvc-api",
+            *TORCH_MODES,
+        ],
     },
     "large": {
         "nfiles": 600,
@@ -43,7 +54,15 @@ SCENARIOS: dict[str, dict] = {
         "batch": 16,
         "sleep_ms": 150,
         "train_classes": None,
-        "modes": ["pull", "stream-naive", "stream", "stream-hint", "stream-mount", "dvc-api"],
+        "modes": [
+            "pull",
+            "stream-naive",
+            "stream",
+            "stream-hint",
+            "stream-mount",
+            "dvc-api",
+            *TORCH_MODES,
+        ],
     },
     "subset": {
         "nfiles": 50 * 100,
@@ -52,7 +71,15 @@ SCENARIOS: dict[str, dict] = {
         "batch": 32,
         "sleep_ms": 20,
         "train_classes": 5,  # train on d0..d4
-        "modes": ["pull", "pull-subset", "stream-naive", "stream", "stream-hint", "dvc-api"],
+        "modes": [
+            "pull",
+            "pull-subset",
+            "stream-naive",
+            "stream",
+            "stream-hint",
+            "dvc-api",
+            *TORCH_MODES,
+        ],
     },
 }
 # --quick: these keys override SCENARIOS
@@ -83,7 +110,9 @@ def classes_of(conf: dict) -> list[str]:
     return [f"d{i}" for i in range(conf["train_classes"] or 0)]
 
 
-def train_args(conf: dict, epochs: int, reader: str = "open", hint: bool = False) -> list[str]:
+def train_args(
+    conf: dict, epochs: int, reader: str = "open", hint: bool = False, loader: str = "pool"
+) -> list[str]:
     args = [
         sys.executable,
         str(TRAIN),
@@ -99,6 +128,8 @@ def train_args(conf: dict, epochs: int, reader: str = "open", hint: bool = False
         str(epochs),
         "--reader",
         reader,
+        "--loader",
+        loader,
     ]
     classes = classes_of(conf)
     if classes:
@@ -116,6 +147,8 @@ def run_mode(
     ``options`` are added to the ``dvc stream`` command line.
     """
     env, cwd = repo.env, repo.root
+    loader = "torch" if mode.endswith("-torch") else "pool"
+    mode = mode.removesuffix("-torch")
     procs = []
     metrics: dict = {}
     proxy.reset_counters()
@@ -130,7 +163,7 @@ def run_mode(
             fetch_s=fetch.wall_s, checkout_s=checkout.wall_s, pull_s=fetch.wall_s + checkout.wall_s
         )
         dvc_procs = [fetch, checkout]
-        train = check(run_measured(train_args(conf, epochs), cwd, env))
+        train = check(run_measured(train_args(conf, epochs, loader=loader), cwd, env))
         procs.append(train)
     elif mode in ("stream", "stream-naive", "stream-hint", "stream-mount"):
         stats_file = stats_dir / f"stats-{mode}-{time.monotonic_ns()}.json"
@@ -142,7 +175,7 @@ def run_mode(
             "--stats",
             str(stats_file),
             "--",
-            *train_args(conf, epochs, hint=mode == "stream-hint"),
+            *train_args(conf, epochs, hint=mode == "stream-hint", loader=loader),
         )
         train = check(run_measured(cmd, cwd, env))
         procs.append(train)
@@ -221,6 +254,8 @@ def _cases():
 
 @pytest.mark.parametrize(("name", "mode"), list(_cases()))
 def test_first_epoch(benchmark, bench_config, scenario_repo, proxy, tmp_path, name, mode):
+    if mode in TORCH_MODES:
+        pytest.importorskip("torch")
     conf = scenario(name, bench_config.quick)
     repo = scenario_repo(name, conf)
     benchmark.group = f"epoch-{name}"

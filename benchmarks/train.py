@@ -15,6 +15,11 @@ The main process "trains" by sleeping a fixed time per batch. It prints one JSON
 ``--hint`` passes the epoch's read order to ``dvc_stream.prefetch`` before the first batch, as a
 sampler-aware program would (one line); without it the program is unchanged.
 
+``--loader torch`` runs the same epoch through a real ``torch.utils.data.DataLoader`` instead of
+the pool: a map-style dataset that keeps its files as torchvision's folder datasets do
+(``samples[i] = (path, class)``), a seeded ``RandomSampler``, the same workers, batches in flight
+and step time.
+
 ``--reader open`` uses the builtin ``open()`` (what ``dvc pull`` and ``dvc stream`` serve);
 ``--reader dvc-fs`` reads with one ``dvc.api.DVCFileSystem(".")`` per worker, ``fs.open(path)``
 (the call ``dvc.api.open`` makes, without re-opening the repo for every file);
@@ -79,6 +84,63 @@ def load_batch(paths: list[str]) -> tuple[int, int]:
     return total, check
 
 
+class FileSamples:
+    """A map-style dataset of files, kept as torchvision's ``ImageFolder`` keeps them."""
+
+    def __init__(self, files: list[str]):
+        self.samples = [(path, 0) for path in files]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[int, int]:
+        return load_batch([self.samples[index][0]])
+
+
+def collate(items: list[tuple[int, int]]) -> tuple[int, int]:
+    check = 0
+    for _size, crc in items:
+        check ^= crc
+    return sum(size for size, _crc in items), check
+
+
+def run_torch_epoch(loader, sleep_s: float) -> dict:
+    begin = time.perf_counter()
+    first = None
+    nbytes = 0
+    for size, _check in loader:
+        nbytes += size
+        if first is None:
+            first = time.perf_counter()
+        time.sleep(sleep_s)
+    end = time.perf_counter()
+    return {"begin": begin, "first": first or end, "end": end, "bytes": nbytes}
+
+
+def torch_epochs(files: list[str], args: argparse.Namespace) -> list[dict]:
+    import torch
+    from torch.utils.data import DataLoader, RandomSampler
+
+    dataset = FileSamples(files)
+    loader = DataLoader(
+        dataset,
+        batch_size=args.batch,
+        sampler=RandomSampler(dataset, generator=torch.Generator().manual_seed(args.seed)),
+        num_workers=args.workers,
+        prefetch_factor=args.prefetch_factor,
+        persistent_workers=True,
+        collate_fn=collate,
+        worker_init_fn=_init_worker_torch,
+    )
+    return [run_torch_epoch(loader, args.sleep_ms / 1000.0) for _ in range(args.epochs)]
+
+
+def _init_worker_torch(_worker_id: int) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def list_files(root: str, classes: list[str], reader: str) -> list[str]:
     tops = [os.path.join(root, name) for name in classes] if classes else [root]
     files: list[str] = []
@@ -119,6 +181,21 @@ def run_epoch(pool, batches: list[list[str]], sleep_s: float, in_flight: int) ->
     return {"begin": begin, "first": first or end, "end": end, "bytes": nbytes}
 
 
+def pool_epochs(files: list[str], args: argparse.Namespace) -> list[dict]:
+    random.Random(args.seed).shuffle(files)
+    if args.hint:
+        import dvc_stream
+
+        dvc_stream.prefetch(files)  # the sampler's order: what the workers will read, in order
+    batches = [files[i : i + args.batch] for i in range(0, len(files), args.batch)]
+    in_flight = max(1, args.workers * args.prefetch_factor)
+    epochs = []
+    with multiprocessing.Pool(args.workers, _init_worker, (args.reader,)) as pool:
+        for _ in range(args.epochs):
+            epochs.append(run_epoch(pool, batches, args.sleep_ms / 1000.0, in_flight))
+    return epochs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="data/images")
@@ -131,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reader", choices=["open", "dvc-fs", "dvc-api"], default="open")
     parser.add_argument("--hint", action="store_true", help="dvc_stream.prefetch(read order)")
+    parser.add_argument("--loader", choices=["pool", "torch"], default="pool")
     parser.add_argument("--out", help="also write the JSON result to this file")
     args = parser.parse_args(argv)
 
@@ -138,17 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"train.py: no files under {args.data} {args.classes}", file=sys.stderr)
         return 2
-    random.Random(args.seed).shuffle(files)
-    if args.hint:
-        import dvc_stream
-
-        dvc_stream.prefetch(files)  # the sampler's order: what the workers will read, in order
-    batches = [files[i : i + args.batch] for i in range(0, len(files), args.batch)]
-    in_flight = max(1, args.workers * args.prefetch_factor)
-    epochs = []
-    with multiprocessing.Pool(args.workers, _init_worker, (args.reader,)) as pool:
-        for _ in range(args.epochs):
-            epochs.append(run_epoch(pool, batches, args.sleep_ms / 1000.0, in_flight))
+    epochs = torch_epochs(files, args) if args.loader == "torch" else pool_epochs(files, args)
     first = epochs[0]
 
     def stamp(t: float) -> float:
@@ -163,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_s": [e["end"] - e["begin"] for e in epochs],
         "files": len(files),
         "bytes": first["bytes"],
-        "batches": len(batches),
+        "batches": -(-len(files) // args.batch),
     }
     line = json.dumps(result)
     print(line, flush=True)

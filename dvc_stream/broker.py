@@ -138,6 +138,9 @@ class Broker:
             for tracked in (deferred or {}).values():
                 self.place_fetched(tracked)
 
+    def hints_read_order(self) -> bool:
+        return self.prefetcher.follows_samplers
+
     def prefetch(self, paths: list[str], sender: Hashable = None) -> None:
         """Hint these files, after those ``sender`` (a client connection) hinted before."""
         files = [f for f in map(self.manifest.file, paths) if f is not None]

@@ -10,7 +10,8 @@ POLICIES = {
     "none": "only files the program opens, one at a time.",
     "touched": "also the other files of each directory the program reads a file from.",
     "listed": "also every file of each directory the program lists, in listing order.",
-    "auto": "listed and touched together; listing order first, hints first of all.",
+    "sampler": "also the files a PyTorch DataLoader will read next, in its sampler's order.",
+    "auto": "sampler, listed and touched together; hints first, then listing order.",
 }
 
 

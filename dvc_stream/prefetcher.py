@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 FOLLOWS_LISTINGS = {"listed", "auto"}
 FOLLOWS_READS = {"touched", "auto"}
+FOLLOWS_SAMPLERS = {"sampler", "auto"}
 
 
 class Prefetcher:
@@ -55,6 +56,11 @@ class Prefetcher:
     def touched(self, tracked: TrackedFile) -> None:
         if self.policy in FOLLOWS_READS and tracked.output.isdir:
             self._add_dir(tracked.output, tracked.reldir)
+
+    @property
+    def follows_samplers(self) -> bool:
+        """Whether the hooks should hint a PyTorch DataLoader's read order (``read_order``)."""
+        return self.policy in FOLLOWS_SAMPLERS
 
     def hint(self, files: Iterable[TrackedFile], sender: Hashable = None) -> None:
         """Queue ``files`` after what ``sender`` (a client connection) hinted before."""

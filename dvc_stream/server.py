@@ -54,7 +54,11 @@ def dispatch(broker: Broker, request: object, sender: Hashable = None) -> object
     op = request["op"]
     if op == "hello":
         exact, prefixes = broker.candidates
-        return {"exact": exact, "prefixes": prefixes}
+        return {
+            "exact": exact,
+            "prefixes": prefixes,
+            "read_order": broker.hints_read_order(),
+        }
     if op == "prefetch":
         paths = request.get("paths")
         if not isinstance(paths, list):

@@ -29,6 +29,7 @@ class BrokerClient:
         hello = self._call({"op": "hello"})
         self._exact = frozenset(hello["exact"])
         self._prefixes = tuple(hello["prefixes"])
+        self._read_order = bool(hello.get("read_order"))
         os.register_at_fork(after_in_child=self._forget_connections)
 
     def _forget_connections(self) -> None:
@@ -93,6 +94,9 @@ class BrokerClient:
         names = self._call({"op": "listdir", "path": path})
         self._listings[path] = names
         return names
+
+    def hints_read_order(self) -> bool:
+        return self._read_order
 
     def materialize(self, path: str) -> str:
         return self._call({"op": "materialize", "path": path})

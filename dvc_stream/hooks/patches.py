@@ -9,12 +9,13 @@ Standard library only: this module must import without dvc, on Python 3.10 to 3.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
 import os
 import sys
 import types
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _stat, _tracked
+from . import _stat, _tracked, read_order
 from ._tracked import use_original
 from .resolver import DIR, FILE
 
@@ -44,19 +45,30 @@ _fspath = os.fspath
 _makedirs = os.makedirs
 
 
+# When an entry of ``PATCHES`` applies:
+AT_INSTALL = "at install"  # always, when the hooks are installed
+IF_LOADED = "if loaded"  # at install, only if its module is imported by then
+ON_IMPORT = "on import"  # at install if its module is imported, else right after it is
+
+
 class Patch(NamedTuple):
     """One entry of ``PATCHES``.
 
-    ``target`` is a module or a class, by import path; ``factory(original, resolver_getter)``
-    returns the replacement of ``target.name``. Functions set on a class are made static.
-    ``loaded_only`` entries apply only if their module is already imported: they are for
-    modules that copied a name at their own import, before the hooks were installed.
+    ``target`` is a module (``os.path``) or a class in one (``pathlib:_NormalAccessor``);
+    ``factory(original, resolver_getter)`` returns the replacement of ``target.name``. Functions
+    set on a class are made static. ``IF_LOADED`` is for modules that copied a name at their own
+    import, before the hooks were installed; ``ON_IMPORT`` for libraries that a program may
+    import later, or never: installing the hooks must not import them.
     """
 
     target: str
     name: str
     factory: Callable[[Any, Callable[[], Resolver | None]], Any]
-    loaded_only: bool = False
+    when: str = AT_INSTALL
+
+    @property
+    def module(self) -> str:
+        return self.target.partition(":")[0]
 
 
 def _make_open(original: Callable, get: Callable) -> Callable:
@@ -290,7 +302,15 @@ PATCHES: list[Patch] = [
     # NOTE: IPython gives notebook cells an `open` that calls its own `io_open`, bound when
     # IPython was imported; hooks installed from a cell come later. A kernel started under
     # `dvc stream` imports IPython after the hooks and binds the patched io.open.
-    Patch("IPython.core.interactiveshell", "io_open", _make_open, loaded_only=True),
+    Patch("IPython.core.interactiveshell", "io_open", _make_open, when=IF_LOADED),
+    # NOTE: a DataLoader draws each epoch's order in the main process, then its workers open
+    # the files one at a time: the order, hinted ahead, lets them be downloaded in parallel.
+    Patch(
+        "torch.utils.data.dataloader:DataLoader",
+        "_index_sampler",
+        read_order.make_index_sampler,
+        when=ON_IMPORT,
+    ),
     # NOTE: os.walk, glob.glob, shutil.copy*, the rest of os.path and (3.11+) pathlib look these
     # os/io names up at call time, so they need no entries of their own.
 ]
@@ -300,17 +320,17 @@ if sys.version_info < (3, 11):
     # 3.10: Path methods go through pathlib._NormalAccessor, whose class attributes are the
     # os/io functions as they were when pathlib was imported.
     PATCHES += [
-        Patch("pathlib._NormalAccessor", "stat", _make_stat),
-        Patch("pathlib._NormalAccessor", "open", _make_open),
-        Patch("pathlib._NormalAccessor", "listdir", _make_listdir),
-        Patch("pathlib._NormalAccessor", "scandir", _make_scandir),
+        Patch("pathlib:_NormalAccessor", "stat", _make_stat),
+        Patch("pathlib:_NormalAccessor", "open", _make_open),
+        Patch("pathlib:_NormalAccessor", "listdir", _make_listdir),
+        Patch("pathlib:_NormalAccessor", "scandir", _make_scandir),
     ]
 if sys.version_info >= (3, 13):
     # 3.13: Path.glob/rglob use glob._StringGlobber, which keeps its own os.lstat/os.scandir.
     # pathlib._local itself calls os.* and io.open at call time.
     PATCHES += [
-        Patch("glob._StringGlobber", "lstat", _make_lstat),
-        Patch("glob._StringGlobber", "scandir", _make_scandir),
+        Patch("glob:_StringGlobber", "lstat", _make_lstat),
+        Patch("glob:_StringGlobber", "scandir", _make_scandir),
     ]
 
 
@@ -318,16 +338,12 @@ if sys.version_info >= (3, 13):
 
 
 def _resolve(target: str) -> Any:
-    parts = target.split(".")
-    for cut in range(len(parts), 0, -1):
-        try:
-            obj = importlib.import_module(".".join(parts[:cut]))
-        except ImportError:
-            continue
-        for part in parts[cut:]:
-            obj = getattr(obj, part)
-        return obj
-    raise ImportError(target)
+    """``module`` or ``module:Class`` -> the object, importing the module if need be."""
+    module, _, qualname = target.partition(":")
+    obj = importlib.import_module(module)
+    for part in filter(None, qualname.split(".")):
+        obj = getattr(obj, part)
+    return obj
 
 
 def _current_resolver() -> Resolver | None:
@@ -346,25 +362,32 @@ def _unwrap(value: Any) -> Any:
 
 def applicable() -> list[Patch]:
     """The entries of ``PATCHES`` that ``install()`` applies in this process now."""
-    return [p for p in PATCHES if not p.loaded_only or p.target in sys.modules]
+    return [p for p in PATCHES if p.when == AT_INSTALL or p.module in sys.modules]
 
 
 def install(resolver: Resolver) -> None:
-    """Apply every patch of ``PATCHES`` for ``resolver``; again: switch to ``resolver``."""
+    """Apply every patch of ``PATCHES`` for ``resolver``; again: switch to ``resolver``.
+
+    ``ON_IMPORT`` entries whose module is not imported yet are applied when it is.
+    """
     global _resolver
     _resolver = resolver
     if _saved:
         return
     try:
-        _apply_all()
+        _apply(applicable())
+        waiting = [p for p in PATCHES if p.when == ON_IMPORT and p.module not in sys.modules]
+        if waiting:
+            _watcher.watch(waiting)
+            sys.meta_path.insert(0, _watcher)
     except BaseException:
         uninstall()
         raise
 
 
-def _apply_all() -> None:
+def _apply(patches: list[Patch]) -> None:
     made: dict[tuple[Any, int], Any] = {}  # one replacement per (factory, original)
-    for patch in applicable():
+    for patch in patches:
         owner = _resolve(patch.target)
         raw = _raw(owner, patch.name)
         original = _unwrap(raw)
@@ -378,9 +401,63 @@ def _apply_all() -> None:
         setattr(owner, patch.name, replacement)
 
 
+class _ImportWatcher(importlib.abc.MetaPathFinder):
+    """Applies the ``ON_IMPORT`` entries of a module right after the module has run.
+
+    First on ``sys.meta_path``, it finds nothing itself: for a watched module it asks the
+    finders after it, and wraps the loader they return in ``_PatchAfterExec``.
+    """
+
+    def __init__(self) -> None:
+        self.waiting: dict[str, list[Patch]] = {}
+
+    def watch(self, patches: list[Patch]) -> None:
+        self.waiting.clear()
+        for patch in patches:
+            self.waiting.setdefault(patch.module, []).append(patch)
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname not in self.waiting:
+            return None
+        for finder in sys.meta_path:
+            find_spec = getattr(finder, "find_spec", None)
+            if finder is self or find_spec is None:
+                continue
+            spec = find_spec(fullname, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _PatchAfterExec(spec.loader, self.waiting[fullname])
+                return spec
+        return None
+
+
+class _PatchAfterExec(importlib.abc.Loader):
+    """The real loader, then the module's patches; the module only ever sees the real loader."""
+
+    def __init__(self, loader: Any, patches: list[Patch]):
+        self.loader = loader
+        self.patches = patches
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        module.__loader__ = self.loader
+        if module.__spec__ is not None:
+            module.__spec__.loader = self.loader
+        self.loader.exec_module(module)
+        if _saved:  # still installed
+            _apply(self.patches)
+
+
+_watcher = _ImportWatcher()
+
+
 def uninstall() -> None:
     """Restore every original, in reverse order, exactly as it was."""
     global _resolver
+    if _watcher in sys.meta_path:
+        sys.meta_path.remove(_watcher)
     while _saved:
         owner, name, raw = _saved.pop()
         if raw is _MISSING:

@@ -51,3 +51,6 @@ class Resolver(Protocol):
 
     def prefetch(self, paths: list[str]) -> None:
         """Hint that these files will be read soon, in this order, after those hinted before."""
+
+    def hints_read_order(self) -> bool:
+        """Whether the hooks should hint a PyTorch DataLoader's read order: the policy's say."""

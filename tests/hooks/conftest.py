@@ -49,6 +49,8 @@ class FakeResolver:
     calls: list[tuple[str, str]] = field(default_factory=list)
     depth: int = 0
     max_depth: int = 0
+    read_order: bool = True  # what hints_read_order() says
+    hints: list[list[str]] = field(default_factory=list)  # every prefetch call's paths
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -156,7 +158,11 @@ class FakeResolver:
 
     def prefetch(self, paths: list[str]) -> None:
         self._enter("prefetch", ",".join(paths))
+        self.hints.append(list(paths))
         self._leave()
+
+    def hints_read_order(self) -> bool:
+        return self.read_order
 
 
 def _write(base: Path, files: dict[str, bytes]) -> None:

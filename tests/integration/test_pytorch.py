@@ -69,6 +69,27 @@ def test_read_order_hint_prefetches_what_the_workers_read(image_repo, reference,
     assert counts["prefetched_files"] > counts["demand_files"], counts
 
 
+def test_the_dataloader_order_is_hinted_with_no_change_to_the_program(
+    image_repo, reference, latency_proxy, tmp_path
+):
+    """Without ``--prefetch-order``, under ``--prefetch sampler``: the hooks hint the sampler's
+    order themselves, so the files come ahead of the workers' reads; the losses are unchanged."""
+    clone = image_repo.fresh_clone()
+    clone.set_endpoint(latency_proxy.endpoint_url)
+    latency_proxy.reset_counters()
+    report, stats = tmp_path / "report.json", tmp_path / "stats.json"
+    command = [*TRAIN, "--workers", "2", "--start-method", "fork", "--report", report]
+    options = ("--prefetch", "sampler", "--stats", str(stats))
+    stream(clone, sys.executable, *command, options=options)
+    assert read_json(report)["losses"] == reference["losses"]
+    counts = read_json(stats)
+    assert counts["failed_files"] == 0
+    assert counts["demand_files"] + counts["prefetched_files"] == len(image_repo.files)
+    assert counts["prefetched_files"] > counts["demand_files"], counts
+    gets = _object_gets(latency_proxy.request_log)
+    assert len(gets) == len(set(gets)) == len(image_repo.files)
+
+
 def _torchrun() -> str:
     exe = os.path.join(os.path.dirname(sys.executable), "torchrun")
     if not os.path.exists(exe):

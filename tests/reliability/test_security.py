@@ -43,6 +43,9 @@ class FakeBroker:
     def prefetch(self, paths: list[str], sender=None) -> None:
         pass
 
+    def hints_read_order(self) -> bool:
+        return False
+
 
 @pytest.fixture(scope="module")
 def broker_server():
