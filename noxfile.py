@@ -59,10 +59,12 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", ".")
 
 
-@nox.session
+# NOTE: 3.11 with the integration extra, for torch: the `-torch` modes train through a real
+# DataLoader (see the note on `integration` below).
+@nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """The benchmark suite; ``nox -s bench -- --quick`` runs the reduced version."""
-    session.install("-e", ".[tests]")
+    session.install("-e", ".[tests,integration]")
     session.run(
         "pytest",
         "benchmarks",

@@ -34,6 +34,8 @@ _MAP_STYLE = 0  # torch.utils.data.dataloader._DatasetKind.Map
 
 def make_index_sampler(original: property, get: Callable[[], Resolver | None]) -> property:
     """The replacement of ``DataLoader._index_sampler``: the same sampler, hinting ahead."""
+    if not isinstance(original, property):
+        return original  # not the torch this was written for: leave it alone
 
     def _index_sampler(loader):
         sampler = original.fget(loader)

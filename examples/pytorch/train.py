@@ -2,8 +2,10 @@
 
 An ordinary PyTorch script: it needs neither DVC nor dvc-stream. Runs on the CPU, and is
 deterministic: the same ``--seed`` gives the same loss at every step, whatever the number of
-DataLoader workers or their start method. ``--prefetch-order`` is the one line a streaming-aware
-script adds: it tells dvc-stream the order in which each epoch will read the files.
+DataLoader workers or their start method. ``dvc stream`` reads each epoch's order from the
+DataLoader itself, since ``PngFolder`` keeps its files in ``samples`` as torchvision's folder
+datasets do. ``--prefetch-order`` shows the one line a script adds when its dataset keeps them
+some other way: it hands the order to ``dvc_stream.prefetch``.
 
     python train.py --data data/images --report report.json
     dvc stream python train.py --workers 2 --start-method spawn

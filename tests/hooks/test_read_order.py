@@ -1,6 +1,6 @@
 """The PyTorch DataLoader's read order, hinted ahead: the ``ON_IMPORT`` entry of ``PATCHES``.
 
-These tests import a stand-in ``torch.utils.data.dataloader`` from a temporary directory: the
+These tests import the stand-in ``torch.utils.data.dataloader`` of ``tests/fake_torch``: the
 table's real entry, applied by the real import watcher, on a DataLoader that draws its order the
 way torch's does (``iter(self._index_sampler)``). The real torch is tested in
 ``tests/integration/test_pytorch.py``.
@@ -12,7 +12,7 @@ import importlib.machinery
 import os
 import random
 import sys
-import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -20,28 +20,7 @@ from dvc_stream.hooks import patches, read_order
 
 from .conftest import FakeResolver
 
-FAKE_DATALOADER = '''
-"""A stand-in for torch.utils.data.dataloader: what the hooks rely on, nothing more."""
-
-
-class DataLoader:
-    def __init__(self, dataset, batches, iterable=False):
-        self.dataset = dataset
-        self.batch_sampler = batches
-        self._dataset_kind = 1 if iterable else 0
-
-    @property
-    def _index_sampler(self):
-        """The sampler the loader draws its indices from."""
-        return self.batch_sampler
-
-    def __len__(self):
-        return len(self._index_sampler)
-
-    def __iter__(self):
-        for batch in iter(self._index_sampler):
-            yield [self.dataset[index] for index in batch]
-'''
+FAKE_TORCH = Path(__file__).parent.parent / "fake_torch"
 MODULE = "torch.utils.data.dataloader"
 FILES = 3000
 BATCH = 64
@@ -79,16 +58,11 @@ class Shuffled:
 
 
 @pytest.fixture
-def fake_torch(tmp_path, monkeypatch):
-    """A ``torch`` package with only ``torch.utils.data.dataloader``, importable, not imported."""
+def fake_torch(monkeypatch):
+    """The stand-in ``torch`` package: importable, not imported."""
     if "torch" in sys.modules:
         pytest.skip("the real torch is imported in this process")
-    package = tmp_path / "site" / "torch" / "utils" / "data"
-    package.mkdir(parents=True)
-    for level in (package.parent.parent, package.parent, package):
-        (level / "__init__.py").write_text("")
-    (package / "dataloader.py").write_text(textwrap.dedent(FAKE_DATALOADER))
-    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    monkeypatch.syspath_prepend(str(FAKE_TORCH))
     yield
     for name in [m for m in sys.modules if m == "torch" or m.startswith("torch.")]:
         del sys.modules[name]

@@ -146,11 +146,13 @@ def test_torchrun_with_prefetch_downloads_the_dataset_once(image_repo, latency_p
     assert clone.tracked_files(IMAGES) == image_repo.origin.tracked_files(IMAGES)
 
 
-def _node_command(node: int, port: str, out: Path) -> list[str]:
+def _node_command(
+    node: int, port: str, out: Path, prefetch: str = "none", epochs: int = 2
+) -> list[str]:
     """``dvc stream ... torchrun`` as node ``node`` of 2, one rank each, static rendezvous."""
     torchrun = [_torchrun(), "--nnodes", "2", "--node-rank", str(node)]
     torchrun += ["--nproc-per-node", "1", "--master-addr", "127.0.0.1", "--master-port", port]
-    train = [*TRAIN, "--distributed", "--epochs", "2", "--workers", "1"]
+    train = [*TRAIN, "--distributed", "--epochs", str(epochs), "--workers", "1"]
     train += ["--report", str(out / "rank{rank}.json")]
     stats = ["--stats", str(out / f"stats{node}.json")]
     return [
@@ -159,12 +161,28 @@ def _node_command(node: int, port: str, out: Path) -> list[str]:
         "dvc",
         "stream",
         "--prefetch",
-        "none",
+        prefetch,
         *stats,
         "--",
         *torchrun,
         *train,
     ]
+
+
+def _run_nodes(nodes, commands: list[list[str]]) -> None:
+    procs = [
+        subprocess.Popen(
+            command,
+            cwd=clone.root,
+            env=clone.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for clone, command in zip(nodes, commands, strict=True)
+    ]
+    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], "\n".join(outputs)
 
 
 def _free_port() -> int:
@@ -186,24 +204,36 @@ def test_two_nodes_with_a_shared_cache_download_the_dataset_once(
         clone.dvc("cache", "dir", "--local", shared_cache)
     port = str(_free_port())
     latency_proxy.reset_counters()
-    procs = [
-        subprocess.Popen(
-            _node_command(rank, port, tmp_path),
-            cwd=clone.root,
-            env=clone.env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for rank, clone in enumerate(nodes)
-    ]
-    outputs = [proc.communicate(timeout=300)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0], "\n".join(outputs)
+    _run_nodes(nodes, [_node_command(rank, port, tmp_path) for rank in (0, 1)])
     counts = [read_json(tmp_path / f"stats{rank}.json") for rank in (0, 1)]
     reports = [read_json(tmp_path / f"rank{rank}.json") for rank in (0, 1)]
     for count, report in zip(counts, reports, strict=True):
         assert count["demand_files"] + count["cached_files"] == len(report["files"])
     assert sum(count["demand_files"] for count in counts) == len(image_repo.files)
     assert sum(count["cached_files"] for count in counts) > 0
+    gets = _object_gets(latency_proxy.request_log)
+    assert len(gets) == len(set(gets)) == len(image_repo.files)
+
+
+def test_nodes_under_prefetch_sampler_fetch_their_own_shard_ahead(
+    image_repo, latency_proxy, tmp_path
+):
+    # Two nodes, separate caches, one epoch: each node's DataLoader hints its rank's
+    # DistributedSampler shard, so each node prefetches what its rank reads and nothing else.
+    nodes = [image_repo.fresh_clone() for _ in range(2)]
+    for clone in nodes:
+        clone.set_endpoint(latency_proxy.endpoint_url)
+    port = str(_free_port())
+    latency_proxy.reset_counters()
+    commands = [_node_command(rank, port, tmp_path, "sampler", epochs=1) for rank in (0, 1)]
+    _run_nodes(nodes, commands)
+    counts = [read_json(tmp_path / f"stats{rank}.json") for rank in (0, 1)]
+    reports = [read_json(tmp_path / f"rank{rank}.json") for rank in (0, 1)]
+    for clone, count, report in zip(nodes, counts, reports, strict=True):
+        assert count["demand_files"] + count["prefetched_files"] == len(report["files"]), count
+        assert count["prefetched_files"] > count["demand_files"], count
+        assert count["failed_files"] == 0
+        shard = {path.removeprefix(f"{IMAGES}/") for path in report["files"]}
+        assert set(clone.tracked_files(IMAGES)) == shard
     gets = _object_gets(latency_proxy.request_log)
     assert len(gets) == len(set(gets)) == len(image_repo.files)

@@ -1,14 +1,20 @@
-"""``dvc_stream.prefetch`` hints: order, size, and turns between the processes that send them.
+"""Hints: ``dvc_stream.prefetch``'s order, size, and turns between the processes that send them;
+and a DataLoader's order, hinted by the hooks.
 
-Each program runs under ``-j 1 --prefetch none``, so the hinted objects are downloaded one at a
+Each program runs under ``-j 1``, so the hinted objects are downloaded one at a
 time, in the order the prefetcher takes them, and the proxy's request log shows that order.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from .conftest import md5, object_gets, stream_python, write_script
+
+FAKE_TORCH = Path(__file__).parent.parent / "fake_torch"
 
 # The end of both programs: wait until every object of ``cached`` is in the cache.
 WAIT_FOR_CACHE = r"""
@@ -132,3 +138,58 @@ def test_hints_of_two_processes_take_turns(dvc_repo, latency_proxy, tmp_path):
     # and each one's files arrive in its own order
     assert sorted(mine, key=position.get) == mine
     assert sorted(theirs, key=position.get) == theirs
+
+
+# A DataLoader (tests/fake_torch's, which draws its order as torch's does) over a dataset that
+# keeps its files as torchvision's do; a training step of 50 ms per batch of 4.
+SAMPLED = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from torch.utils.data.dataloader import DataLoader
+
+class Files:
+    def __init__(self, paths):
+        self.samples = [(path, 0) for path in paths]
+
+    def __getitem__(self, index):
+        with open(self.samples[index][0], "rb") as fobj:
+            return fobj.read().hex()
+
+batches, paths = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+read = []
+for batch in DataLoader(Files(paths), batches):
+    read += batch
+    time.sleep(0.05)
+print(json.dumps(read))
+"""
+
+
+@pytest.mark.parametrize("policy", ["sampler", "none"])
+def test_a_dataloader_order_is_hinted_by_the_hooks(dvc_repo, latency_proxy, tmp_path, policy):
+    dataset = dvc_repo.make_dataset("data/images", nfiles=16, size=3000, depth=1, fanout=1)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    names = sorted(dataset.files)
+    order = [names[(7 * i) % 16] for i in range(16)]  # not the listing order
+    script = write_script(tmp_path, "sampled.py", SAMPLED)
+    stats_file = tmp_path / "stats.json"
+    latency_proxy.reset_counters()
+    proc = stream_python(
+        dvc_repo,
+        script,
+        str(FAKE_TORCH),
+        json.dumps([[names.index(n) for n in order[i : i + 4]] for i in range(0, 16, 4)]),
+        json.dumps([f"data/images/{name}" for name in names]),
+        options=("-j", "1", "--prefetch", policy, "--stats", str(stats_file)),
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        dataset.files[name].hex() for name in order
+    ]
+    gets = [path.rsplit("/files/md5/", 1)[1] for path in object_gets(latency_proxy.request_log)]
+    assert gets == [_key(dataset.files[name]) for name in order]
+    stats = json.loads(stats_file.read_text())
+    assert stats["demand_files"] + stats["prefetched_files"] == 16
+    if policy == "sampler":
+        assert stats["prefetched_files"] > stats["demand_files"], stats
+    else:
+        assert stats["prefetched_files"] == 0, stats
