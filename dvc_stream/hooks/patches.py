@@ -1,9 +1,11 @@
 """The one table of what the hooks patch, and the replacement functions.
 
-Every replacement first calls the original. Only when the original says the path is missing
-(``FileNotFoundError``), or lists a directory that may hold tracked names, does it ask the
-``Resolver``, and only for paths that ``Resolver.is_candidate`` accepts. The local copy wins.
-Standard library only: this module must import without dvc, on Python 3.10 to 3.13.
+Every file-system replacement first calls the original. Only when the original says the path is
+missing (``FileNotFoundError``), or lists a directory that may hold tracked names, does it ask
+the ``Resolver``, and only for paths that ``Resolver.is_candidate`` accepts. The local copy wins.
+One entry is not about paths: PyTorch's ``DataLoader``, patched when torch is imported, hints its
+sampler's order (``read_order``). Standard library only: this module must import without dvc, on
+Python 3.10 to 3.13.
 """
 
 from __future__ import annotations
