@@ -27,6 +27,7 @@ KB = 1024
 # The same epoch through a real torch DataLoader (train.py --loader torch), where `dvc stream`
 # hints the sampler's order by itself; measured when torch is installed.
 TORCH_MODES = ["pull-torch", "stream-torch"]
+MODES = ["pull", "stream-naive", "stream", "stream-hint", "stream-mount", "dvc-api", *TORCH_MODES]
 
 # name -> dataset shape, training loop, and the modes measured on it
 SCENARIOS: dict[str, dict] = {
@@ -37,15 +38,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 64,
         "sleep_ms": 5,
         "train_classes": None,  # None: the whole directory
-        "modes": [
-            "pull",
-            "stream-naive",
-            "stream",
-            "stream-hint",
-            "stream-mount",
-            "dvc-api",
-            *TORCH_MODES,
-        ],
+        "modes": MODES,
     },
     "large": {
         "nfiles": 600,
@@ -54,15 +47,7 @@ SCENARIOS: dict[str, dict] = {
         "batch": 16,
         "sleep_ms": 150,
         "train_classes": None,
-        "modes": [
-            "pull",
-            "stream-naive",
-            "stream",
-            "stream-hint",
-            "stream-mount",
-            "dvc-api",
-            *TORCH_MODES,
-        ],
+        "modes": MODES,
     },
     "subset": {
         "nfiles": 50 * 100,
