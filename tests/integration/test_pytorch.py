@@ -8,6 +8,7 @@ downloaded once in all.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from .conftest import IMAGES, pulled_clone, read_json, run, stream
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("PIL")
 
 pytestmark = pytest.mark.slow
@@ -88,6 +89,39 @@ def test_the_dataloader_order_is_hinted_with_no_change_to_the_program(
     assert counts["prefetched_files"] > counts["demand_files"], counts
     gets = _object_gets(latency_proxy.request_log)
     assert len(gets) == len(set(gets)) == len(image_repo.files)
+
+
+# In-process, as in a notebook: torch is imported before install_hooks(), so the DataLoader
+# is patched at install rather than at its import.
+IN_PROCESS = r"""
+import json, sys
+import torch
+from torch.utils.data import DataLoader, RandomSampler
+import dvc_stream
+sys.path.insert(0, ".")  # the example's train.py, at the repo's root
+from train import PngFolder
+
+dvc_stream.install_hooks(".", prefetch="sampler")
+dataset = PngFolder("data/images")
+sampler = RandomSampler(dataset, generator=torch.Generator().manual_seed(7))
+loader = DataLoader(dataset, batch_size=16, sampler=sampler)
+order = [int(i) for _images, _labels, indices in loader for i in indices]
+stats = dvc_stream.uninstall_hooks().as_dict()
+print(json.dumps({"order": order, "stats": stats}))
+"""
+
+
+def test_install_hooks_hints_the_order_of_a_dataloader_imported_before(image_repo, tmp_path):
+    clone = image_repo.fresh_clone()
+    script = tmp_path / "in_process.py"
+    script.write_text(IN_PROCESS)
+    got = json.loads(run(clone, sys.executable, script).stdout.strip().splitlines()[-1])
+    expected = torch.randperm(len(image_repo.files), generator=torch.Generator().manual_seed(7))
+    assert got["order"] == expected.tolist()
+    stats = got["stats"]
+    assert stats["failed_files"] == 0
+    assert stats["demand_files"] + stats["prefetched_files"] == len(image_repo.files)
+    assert stats["prefetched_files"] > stats["demand_files"], stats
 
 
 def _torchrun() -> str:
