@@ -21,6 +21,8 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from . import _tracked
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
@@ -40,12 +42,14 @@ def make_index_sampler(original: property, get: Callable[[], Resolver | None]) -
     def _index_sampler(loader):
         sampler = original.fget(loader)
         resolver = get()
-        if resolver is None or getattr(loader, "_dataset_kind", None) != _MAP_STYLE:
+        if (
+            resolver is None
+            or not resolver.hints_read_order()
+            or getattr(loader, "_dataset_kind", None) != _MAP_STYLE
+        ):
             return sampler
         path_of = path_finder(loader.dataset)
-        if path_of is None or not resolver.hints_read_order():
-            return sampler
-        return SamplerHint(sampler, path_of, resolver)
+        return sampler if path_of is None else SamplerHint(sampler, path_of, get)
 
     return property(_index_sampler, doc=original.__doc__)
 
@@ -92,10 +96,11 @@ class SamplerHint:
     hint stops the hinting, never the training.
     """
 
-    def __init__(self, sampler: Any, path_of: PathOf, resolver: Resolver):
+    def __init__(self, sampler: Any, path_of: PathOf, get: Callable[[], Resolver | None]):
         self.sampler = sampler
         self._path_of = path_of
-        self._resolver: Resolver | None = resolver
+        self._get = get
+        self._broker_lost = False
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -125,28 +130,28 @@ class SamplerHint:
             yield item
 
     def _hint(self, items: list[Any]) -> None:
-        resolver = self._resolver
-        if resolver is None or not items:
+        if self._broker_lost:
             return
         paths = []
         for item in items:
             for index in item if isinstance(item, (list, tuple)) else (item,):
                 path = self._path(index)
-                if path is not None and resolver.is_candidate(path):
-                    paths.append(path)
-        if not paths:
+                tracked = None if path is None else _tracked.candidate(path, self._get)
+                if tracked is not None:
+                    paths.append(tracked)
+        resolver = self._get()
+        if not paths or resolver is None:
             return
         try:
             resolver.prefetch(paths)
         except OSError:
-            self._resolver = None  # the broker is gone: reads will say so, hints need not
+            self._broker_lost = True  # reads will say so; hints need not
 
     def _path(self, index: Any) -> str | None:
         try:
-            path = self._path_of(index)
+            return self._path_of(index)
         except (LookupError, TypeError, ValueError):
             return None
-        return None if path is None else os.path.abspath(path)
 
 
 def _count(item: Any) -> int:
