@@ -40,6 +40,9 @@ __all__ = [
 _resolver: Resolver | None = None
 # (owner, attribute, value before install or _MISSING); in install order
 _saved: list[tuple[Any, str, Any]] = []
+# one replacement per (factory, original), and what each replacement stands for, while installed
+_made: dict[tuple[Any, int], Any] = {}
+_replaced: dict[int, Any] = {}  # id(replacement) -> the raw value it replaced
 _MISSING = object()
 
 # NOTE: captured at import, before install(): the hooks' own I/O never goes through the hooks.
@@ -235,6 +238,37 @@ def _make_chdir(original: Callable, get: Callable) -> Callable:
     return chdir
 
 
+def _make_sqlite_connect(original: Callable, get: Callable) -> Callable:
+    # NOTE: SQLite opens the file in C, and creates a database file that is missing: an empty
+    # local file that would then hide the tracked one. An absent tracked file is fetched first.
+    def connect(database, *args, **kwargs):
+        uri = kwargs.get("uri", args[6] if len(args) > 6 else False)
+        path = _sqlite_path(database, uri)
+        if path is not None:
+            _tracked.before_create(path, False, get)
+        return original(database, *args, **kwargs)
+
+    return connect
+
+
+def _sqlite_path(database: Any, uri: Any) -> str | None:
+    """The file that ``sqlite3.connect(database, uri=uri)`` opens; None for a memory database."""
+    try:
+        name = _fspath(database)
+    except TypeError:
+        return None
+    if isinstance(name, bytes):
+        name = os.fsdecode(name)
+    if uri and name.startswith("file:"):
+        from urllib.parse import parse_qs, unquote, urlsplit
+
+        parts = urlsplit(name)
+        if parse_qs(parts.query).get("mode") == ["memory"]:
+            return None
+        name = unquote(parts.path)
+    return None if name in ("", ":memory:") else name
+
+
 # -- listings -----------------------------------------------------------------------------------
 
 
@@ -305,6 +339,10 @@ PATCHES: list[Patch] = [
     # IPython was imported; hooks installed from a cell come later. A kernel started under
     # `dvc stream` imports IPython after the hooks and binds the patched io.open.
     Patch("IPython.core.interactiveshell", "io_open", _make_open, when=IF_LOADED),
+    # NOTE: `sqlite3` copies `connect` from `sqlite3.dbapi2` (which SQLAlchemy calls); both names
+    # get the one replacement, and both get the original back.
+    Patch("sqlite3.dbapi2", "connect", _make_sqlite_connect, when=ON_IMPORT),
+    Patch("sqlite3", "connect", _make_sqlite_connect, when=ON_IMPORT),
     # NOTE: a DataLoader draws each epoch's order in the main process, then its workers open
     # the files one at a time: the order, hinted ahead, lets them be downloaded in parallel.
     Patch(
@@ -388,15 +426,18 @@ def install(resolver: Resolver) -> None:
 
 
 def _apply(patches: list[Patch]) -> None:
-    made: dict[tuple[Any, int], Any] = {}  # one replacement per (factory, original)
     for patch in patches:
         owner = _resolve(patch.target)
         raw = _raw(owner, patch.name)
+        # NOTE: a module that copied a replacement at its import (`from sqlite3.dbapi2 import *`)
+        # holds the replacement, not the original: patch it as if it held the original.
+        raw = _replaced.get(id(_unwrap(raw)), raw)
         original = _unwrap(raw)
         key = (patch.factory, id(original))
-        if key not in made:
-            made[key] = patch.factory(original, _current_resolver)
-        replacement = made[key]
+        if key not in _made:
+            _made[key] = patch.factory(original, _current_resolver)
+            _replaced[id(_made[key])] = raw
+        replacement = _made[key]
         if isinstance(owner, type) and isinstance(replacement, types.FunctionType):
             replacement = staticmethod(replacement)
         _saved.append((owner, patch.name, raw))
@@ -466,6 +507,8 @@ def uninstall() -> None:
             delattr(owner, name)
         else:
             setattr(owner, name, raw)
+    _made.clear()
+    _replaced.clear()
     _resolver = None
 
 

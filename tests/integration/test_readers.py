@@ -49,7 +49,8 @@ EXPECTED = {
     "h5py.File(open(path, 'rb'))": "hooks",
     "cv2.imread": "mount",
     "cv2.imdecode(numpy.fromfile(path))": "hooks",
-    "sqlite3.connect (read-only)": "mount",
+    "sqlite3.connect (read-only)": "hooks",
+    "sqlite3.connect": "hooks",
 }
 
 READ_ALL = r"""
@@ -160,6 +161,15 @@ def sqlite_ro():
         con.close()
 
 
+def sqlite_rw():
+    import sqlite3
+    con = sqlite3.connect(D + "table2.sqlite")
+    try:
+        return con.execute("select sum(value) from t").fetchone()[0]
+    finally:
+        con.close()
+
+
 READERS = {
     "pandas.read_csv": pandas_csv,
     "numpy.load (.npy)": npy,
@@ -177,6 +187,7 @@ READERS = {
     "cv2.imread": cv2_imread,
     "cv2.imdecode(numpy.fromfile(path))": cv2_imdecode,
     "sqlite3.connect (read-only)": sqlite_ro,
+    "sqlite3.connect": sqlite_rw,
 }
 
 out = {}
@@ -215,6 +226,7 @@ def _write_files(folder: Path) -> None:
     (folder / "record.pkl").write_bytes(pickle.dumps({"labels": ["cat", "dog"], "n": 3}))
     _write_archives(folder)
     _write_sqlite(folder / "table.sqlite")
+    _write_sqlite(folder / "table2.sqlite")
     torch, h5py = _optional("torch"), _optional("h5py")
     if torch is not None:
         torch.save(torch.arange(10, dtype=torch.float32), folder / "tensor.pt")
