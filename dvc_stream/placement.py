@@ -5,8 +5,10 @@ The file is linked or copied from the cache (``cache.type``) to a temporary name
 if the program created that file meanwhile: the local copy always wins. Nothing half-placed is
 ever in the workspace, not even under a hidden name, so no listing shows one and a killed run
 leaves none behind (the next run removes its stale temporary files). Only an output on another
-filesystem than ``.dvc/tmp`` gets its temporary file beside the real name. Placed files are
-recorded in DVC's state in batches, so ``dvc status`` does not rehash them.
+filesystem than ``.dvc/tmp`` gets its temporary file beside the real name; the directories that
+hold such files are recorded in ``.dvc/tmp``, so that the next run removes what a killed one left
+there too. Placed files are recorded in DVC's state in batches, so ``dvc status`` does not rehash
+them.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import os
 import shutil
 import threading
 import uuid
+from contextlib import suppress
 from copy import copy
 from typing import TYPE_CHECKING
 
@@ -30,6 +33,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 STATE_BATCH = 512
+IN_PLACE_SUFFIX = ".dvc-stream-tmp"
+IN_PLACE_RECORD = "in-place-dirs"  # <pid>.in-place-dirs: the directories of a run's in-place files
 
 
 class Placer:
@@ -41,6 +46,9 @@ class Placer:
         self.placed_outputs: dict[str, TrackedOutput] = {}  # path -> output placed into
         self._staging = os.path.join(repo.tmp_dir, "stream-place")
         self._in_place: set[str] = set()  # outputs a link from the staging dir cannot reach
+        self._in_place_dirs: set[str] = set()  # directories listed in our record
+        self._record = os.path.join(self._staging, f"{os.getpid()}.{IN_PLACE_RECORD}")
+        _remove_stale_in_place(self._staging)
         scratch.prepare(self._staging)
 
     def place(self, tracked: TrackedFile) -> bool:
@@ -59,7 +67,9 @@ class Placer:
             _check_inside(parent, tracked.output.path)
         output = tracked.output.path
         if output in self._in_place:
-            tmp = os.path.join(parent, f".{name}.{uuid.uuid4().hex[:12]}.dvc-stream-tmp")
+            self._record_in_place_dir(parent)
+            tmp = os.path.join(parent, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}")
+            tmp += IN_PLACE_SUFFIX
         else:
             tmp = scratch.new_name(self._staging)
         source = cache.oid_to_path(tracked.oid)
@@ -87,6 +97,15 @@ class Placer:
         self._remember(dest, HashInfo(cache.hash_name, tracked.oid))
         self.placed_outputs.setdefault(tracked.output.path, tracked.output)
         return True
+
+    def _record_in_place_dir(self, directory: str) -> None:
+        """Note ``directory`` in our record before the first temporary file is made there."""
+        with self._lock:
+            if directory in self._in_place_dirs:
+                return
+            with open(self._record, "a", encoding="utf-8") as fobj:
+                fobj.write(directory + "\n")
+            self._in_place_dirs.add(directory)
 
     def _links_for(self, cache, output_path: str) -> list[str]:
         """The link types that work from ``cache`` to this output; tested once like checkout."""
@@ -125,6 +144,33 @@ class Placer:
                 continue
         if items:
             self._state.save_many(items, localfs)
+
+
+def _remove_stale_in_place(staging: str) -> None:
+    """Delete the in-place temporary files of runs that are no longer running."""
+    if not os.path.isdir(staging):
+        return
+    for entry in os.scandir(staging):
+        pid, _, kind = entry.name.partition(".")
+        if kind != IN_PLACE_RECORD or not scratch.owner_gone(pid):
+            continue
+        try:
+            with open(entry.path, encoding="utf-8") as fobj:
+                directories = set(fobj.read().splitlines())
+            os.unlink(entry.path)
+        except FileNotFoundError:  # another run, starting now, took it
+            continue
+        for directory in directories:
+            try:
+                names = os.listdir(directory)
+            except OSError:
+                continue
+            for name in names:
+                # .<name>.<pid>.<unique>.dvc-stream-tmp
+                owner = name.removesuffix(IN_PLACE_SUFFIX).rsplit(".", 2)
+                if name.endswith(IN_PLACE_SUFFIX) and len(owner) == 3 and owner[1] == pid:
+                    with suppress(FileNotFoundError):
+                        os.unlink(os.path.join(directory, name))
 
 
 def _check_inside(parent: str, output: str) -> None:

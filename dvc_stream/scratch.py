@@ -13,11 +13,15 @@ def prepare(directory: str) -> str:
     """Create ``directory`` and delete the files of writers that are no longer running."""
     os.makedirs(directory, exist_ok=True)
     for entry in os.scandir(directory):
-        pid = entry.name.partition(".")[0]
-        if pid.isdigit() and not _alive(int(pid)):
+        if owner_gone(entry.name.partition(".")[0]):
             with suppress(FileNotFoundError):
                 os.unlink(entry.path)
     return directory
+
+
+def owner_gone(pid: str) -> bool:
+    """Whether ``pid`` (a name's pid field) is a process id, and that process has exited."""
+    return pid.isdigit() and not _alive(int(pid))
 
 
 def new_name(directory: str, label: str = "") -> str:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -423,6 +425,61 @@ def _other_filesystem(path: os.PathLike[str]) -> str | None:
         ):
             return candidate
     return None
+
+
+@pytest.mark.parametrize("prefetch", ["none", "auto"])
+def test_output_on_another_filesystem(small, tmp_path, prefetch):
+    # A tracked directory kept on a bigger disk behind a symlink: no hard link joins the
+    # staging directory in .dvc/tmp to it, so each file is staged beside its real name.
+    repo, dataset = small
+    other = _other_filesystem(repo.root)
+    if other is None:
+        pytest.skip("no writable filesystem other than the repo's")
+    target = tempfile.mkdtemp(prefix="dvc-stream-output-", dir=other)
+    try:
+        (repo.root / "data" / "images").symlink_to(target, target_is_directory=True)
+        script = write_script(tmp_path, "read.py", READ_FILES)
+        expected = {f"data/images/{rel}": md5(data) for rel, data in dataset.files.items()}
+        proc = stream_python(repo, script, *expected, options=("--prefetch", prefetch))
+        assert last_json(proc) == expected
+        for rel, data in dataset.files.items():
+            assert (Path(target) / rel).read_bytes() == data
+        assert not _leftovers(target) and not _leftovers(repo.root)
+        assert repo.dvc("status", "-q", check=False).returncode == 0
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def test_a_killed_runs_in_place_files_are_removed(small, tmp_path):
+    # What a run killed while staging files beside their names leaves: its record of those
+    # directories in .dvc/tmp, and a temporary file. Another run's file, alive, is kept.
+    repo, dataset = small
+    other = _other_filesystem(repo.root)
+    if other is None:
+        pytest.skip("no writable filesystem other than the repo's")
+    target = Path(tempfile.mkdtemp(prefix="dvc-stream-output-", dir=other))
+    try:
+        (repo.root / "data" / "images").symlink_to(target, target_is_directory=True)
+        (target / "d0").mkdir()
+        exited = subprocess.Popen([sys.executable, "-c", "pass"])
+        exited.wait()
+        dead_pid = exited.pid
+        stale = target / "d0" / f".f00000.bin.{dead_pid}.0123456789ab.dvc-stream-tmp"
+        alive = target / "d0" / f".f00002.bin.{os.getpid()}.0123456789ab.dvc-stream-tmp"
+        stale.write_bytes(b"half")
+        alive.write_bytes(b"half")
+        staging = repo.root / ".dvc" / "tmp" / "stream-place"
+        staging.mkdir(parents=True)
+        (staging / f"{dead_pid}.in-place-dirs").write_text(f"{target / 'd0'}\n")
+        script = write_script(tmp_path, "read.py", READ_FILES)
+        path = f"data/images/{next(iter(dataset.files))}"
+        proc = stream_python(repo, script, path)
+        assert last_json(proc) == {path: md5(dataset.files[path.removeprefix("data/images/")])}
+        assert not stale.exists()
+        assert alive.read_bytes() == b"half"
+        assert not (staging / f"{dead_pid}.in-place-dirs").exists()
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 @pytest.mark.parametrize("cache_type", ["copy", "symlink"])
