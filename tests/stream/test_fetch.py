@@ -427,80 +427,79 @@ def _other_filesystem(path: os.PathLike[str]) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("prefetch", ["none", "auto"])
-def test_output_on_another_filesystem(small, tmp_path, prefetch):
-    # A tracked directory kept on a bigger disk behind a symlink: no hard link joins the
-    # staging directory in .dvc/tmp to it, so each file is staged beside its real name.
-    repo, dataset = small
+@pytest.fixture
+def elsewhere(small):
+    """A new directory on another filesystem than the repo's (a tmpfs, say); removed after."""
+    repo, _ = small
     other = _other_filesystem(repo.root)
     if other is None:
         pytest.skip("no writable filesystem other than the repo's")
-    target = tempfile.mkdtemp(prefix="dvc-stream-output-", dir=other)
-    try:
-        (repo.root / "data" / "images").symlink_to(target, target_is_directory=True)
-        script = write_script(tmp_path, "read.py", READ_FILES)
-        expected = {f"data/images/{rel}": md5(data) for rel, data in dataset.files.items()}
-        proc = stream_python(repo, script, *expected, options=("--prefetch", prefetch))
-        assert last_json(proc) == expected
-        for rel, data in dataset.files.items():
-            assert (Path(target) / rel).read_bytes() == data
-        assert not _leftovers(target) and not _leftovers(repo.root)
-        assert repo.dvc("status", "-q", check=False).returncode == 0
-    finally:
-        shutil.rmtree(target, ignore_errors=True)
+    path = Path(tempfile.mkdtemp(prefix="dvc-stream-", dir=other))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
-def test_a_killed_runs_in_place_files_are_removed(small, tmp_path):
+@pytest.fixture
+def output_elsewhere(small, elsewhere):
+    """``small``'s data/images kept on another filesystem, behind a symlink (a bigger disk)."""
+    repo, _ = small
+    (repo.root / "data" / "images").symlink_to(elsewhere, target_is_directory=True)
+    return elsewhere
+
+
+@pytest.mark.parametrize("prefetch", ["none", "auto"])
+def test_output_on_another_filesystem(small, output_elsewhere, tmp_path, prefetch):
+    # No hard link joins the staging directory in .dvc/tmp to the output, so each file is
+    # staged beside its real name.
+    repo, dataset = small
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    expected = {f"data/images/{rel}": md5(data) for rel, data in dataset.files.items()}
+    proc = stream_python(repo, script, *expected, options=("--prefetch", prefetch))
+    assert last_json(proc) == expected
+    for rel, data in dataset.files.items():
+        assert (output_elsewhere / rel).read_bytes() == data
+    assert not _leftovers(output_elsewhere) and not _leftovers(repo.root)
+    assert repo.dvc("status", "-q", check=False).returncode == 0
+
+
+def test_a_killed_runs_in_place_files_are_removed(small, output_elsewhere, tmp_path):
     # What a run killed while staging files beside their names leaves: its record of those
     # directories in .dvc/tmp, and a temporary file. Another run's file, alive, is kept.
     repo, dataset = small
-    other = _other_filesystem(repo.root)
-    if other is None:
-        pytest.skip("no writable filesystem other than the repo's")
-    target = Path(tempfile.mkdtemp(prefix="dvc-stream-output-", dir=other))
-    try:
-        (repo.root / "data" / "images").symlink_to(target, target_is_directory=True)
-        (target / "d0").mkdir()
-        exited = subprocess.Popen([sys.executable, "-c", "pass"])
-        exited.wait()
-        dead_pid = exited.pid
-        stale = target / "d0" / f".f00000.bin.{dead_pid}.0123456789ab.dvc-stream-tmp"
-        alive = target / "d0" / f".f00002.bin.{os.getpid()}.0123456789ab.dvc-stream-tmp"
-        stale.write_bytes(b"half")
-        alive.write_bytes(b"half")
-        staging = repo.root / ".dvc" / "tmp" / "stream-place"
-        staging.mkdir(parents=True)
-        (staging / f"{dead_pid}.in-place-dirs").write_text(f"{target / 'd0'}\n")
-        script = write_script(tmp_path, "read.py", READ_FILES)
-        path = f"data/images/{next(iter(dataset.files))}"
-        proc = stream_python(repo, script, path)
-        assert last_json(proc) == {path: md5(dataset.files[path.removeprefix("data/images/")])}
-        assert not stale.exists()
-        assert alive.read_bytes() == b"half"
-        assert not (staging / f"{dead_pid}.in-place-dirs").exists()
-    finally:
-        shutil.rmtree(target, ignore_errors=True)
+    target = output_elsewhere
+    (target / "d0").mkdir()
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    exited.wait()
+    dead_pid = exited.pid
+    stale = target / "d0" / f".f00000.bin.{dead_pid}.0123456789ab.dvc-stream-tmp"
+    alive = target / "d0" / f".f00002.bin.{os.getpid()}.0123456789ab.dvc-stream-tmp"
+    stale.write_bytes(b"half")
+    alive.write_bytes(b"half")
+    staging = repo.root / ".dvc" / "tmp" / "stream-place"
+    staging.mkdir(parents=True)
+    (staging / f"{dead_pid}.in-place-dirs").write_text(f"{target / 'd0'}\n")
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    path = f"data/images/{next(iter(dataset.files))}"
+    proc = stream_python(repo, script, path)
+    assert last_json(proc) == {path: md5(dataset.files[path.removeprefix("data/images/")])}
+    assert not stale.exists()
+    assert alive.read_bytes() == b"half"
+    assert not (staging / f"{dead_pid}.in-place-dirs").exists()
 
 
 @pytest.mark.parametrize("cache_type", ["copy", "symlink"])
-def test_cache_on_another_filesystem(small, tmp_path, cache_type):
+def test_cache_on_another_filesystem(small, elsewhere, tmp_path, cache_type):
     # A shared cache on its own mount is a common set-up: downloads, the cache and the
     # workspace then span two filesystems, so no hard link can join them.
     repo, dataset = small
-    other = _other_filesystem(repo.root)
-    if other is None:
-        pytest.skip("no writable filesystem other than the repo's")
-    cache_dir = tempfile.mkdtemp(prefix="dvc-stream-cache-", dir=other)
-    try:
-        repo.dvc("cache", "dir", "--local", cache_dir)
-        repo.dvc("config", "--local", "cache.type", cache_type)
-        script = write_script(tmp_path, "read.py", READ_FILES)
-        expected = {f"data/images/{rel}": md5(data) for rel, data in dataset.files.items()}
-        proc = stream_python(repo, script, *expected)
-        assert last_json(proc) == expected
-        for oid in expected.values():
-            assert os.path.isfile(os.path.join(cache_dir, "files", "md5", oid[:2], oid[2:]))
-        assert repo.dvc("status", "-q", check=False).returncode == 0
-        assert not _leftovers(repo.root)
-    finally:
-        shutil.rmtree(cache_dir, ignore_errors=True)
+    cache_dir = str(elsewhere)
+    repo.dvc("cache", "dir", "--local", cache_dir)
+    repo.dvc("config", "--local", "cache.type", cache_type)
+    script = write_script(tmp_path, "read.py", READ_FILES)
+    expected = {f"data/images/{rel}": md5(data) for rel, data in dataset.files.items()}
+    proc = stream_python(repo, script, *expected)
+    assert last_json(proc) == expected
+    for oid in expected.values():
+        assert os.path.isfile(os.path.join(cache_dir, "files", "md5", oid[:2], oid[2:]))
+    assert repo.dvc("status", "-q", check=False).returncode == 0
+    assert not _leftovers(repo.root)
