@@ -48,8 +48,7 @@ class Placer:
         self._in_place: set[str] = set()  # outputs a link from the staging dir cannot reach
         self._in_place_dirs: set[str] = set()  # directories listed in our record
         self._record = os.path.join(self._staging, f"{os.getpid()}.{IN_PLACE_RECORD}")
-        _remove_stale_in_place(self._staging)
-        scratch.prepare(self._staging)
+        scratch.prepare(self._staging, on_stale=_remove_in_place_files)
 
     def place(self, tracked: TrackedFile) -> bool:
         """Put ``tracked`` in the workspace from the cache; False if something is already there."""
@@ -68,8 +67,7 @@ class Placer:
         output = tracked.output.path
         if output in self._in_place:
             self._record_in_place_dir(parent)
-            tmp = os.path.join(parent, f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}")
-            tmp += IN_PLACE_SUFFIX
+            tmp = os.path.join(parent, _in_place_name(name))
         else:
             tmp = scratch.new_name(self._staging)
         source = cache.oid_to_path(tracked.oid)
@@ -146,31 +144,39 @@ class Placer:
             self._state.save_many(items, localfs)
 
 
-def _remove_stale_in_place(staging: str) -> None:
-    """Delete the in-place temporary files of runs that are no longer running."""
-    if not os.path.isdir(staging):
+def _in_place_name(name: str) -> str:
+    """``.<name>.<pid>.<unique>.dvc-stream-tmp``: a hidden temporary name beside ``name``."""
+    return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{IN_PLACE_SUFFIX}"
+
+
+def _in_place_owner(name: str) -> str | None:
+    """The pid field of a name made by ``_in_place_name``; None for any other name."""
+    if not name.endswith(IN_PLACE_SUFFIX):
+        return None
+    parts = name.removesuffix(IN_PLACE_SUFFIX).rsplit(".", 2)
+    return parts[1] if len(parts) == 3 else None
+
+
+def _remove_in_place_files(stale: str) -> None:
+    """Given a stale file of the staging dir: if it is an exited run's record, delete the
+    in-place temporary files that run made in the directories it lists."""
+    pid, _, kind = os.path.basename(stale).partition(".")
+    if kind != IN_PLACE_RECORD:
         return
-    for entry in os.scandir(staging):
-        pid, _, kind = entry.name.partition(".")
-        if kind != IN_PLACE_RECORD or not scratch.owner_gone(pid):
-            continue
+    try:
+        with open(stale, encoding="utf-8") as fobj:
+            directories = set(fobj.read().splitlines())
+    except FileNotFoundError:  # another run, starting now, took it
+        return
+    for directory in directories:
         try:
-            with open(entry.path, encoding="utf-8") as fobj:
-                directories = set(fobj.read().splitlines())
-            os.unlink(entry.path)
-        except FileNotFoundError:  # another run, starting now, took it
+            names = os.listdir(directory)
+        except OSError:
             continue
-        for directory in directories:
-            try:
-                names = os.listdir(directory)
-            except OSError:
-                continue
-            for name in names:
-                # .<name>.<pid>.<unique>.dvc-stream-tmp
-                owner = name.removesuffix(IN_PLACE_SUFFIX).rsplit(".", 2)
-                if name.endswith(IN_PLACE_SUFFIX) and len(owner) == 3 and owner[1] == pid:
-                    with suppress(FileNotFoundError):
-                        os.unlink(os.path.join(directory, name))
+        for name in names:
+            if _in_place_owner(name) == pid:
+                with suppress(FileNotFoundError):
+                    os.unlink(os.path.join(directory, name))
 
 
 def _check_inside(parent: str, output: str) -> None:

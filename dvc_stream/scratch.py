@@ -7,21 +7,26 @@ from __future__ import annotations
 import os
 import uuid
 from contextlib import suppress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
-def prepare(directory: str) -> str:
-    """Create ``directory`` and delete the files of writers that are no longer running."""
+def prepare(directory: str, on_stale: Callable[[str], None] | None = None) -> str:
+    """Create ``directory`` and delete the files of writers that are no longer running.
+
+    ``on_stale(path)`` sees each such file just before it is deleted.
+    """
     os.makedirs(directory, exist_ok=True)
     for entry in os.scandir(directory):
-        if owner_gone(entry.name.partition(".")[0]):
+        pid = entry.name.partition(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            if on_stale is not None:
+                on_stale(entry.path)
             with suppress(FileNotFoundError):
                 os.unlink(entry.path)
     return directory
-
-
-def owner_gone(pid: str) -> bool:
-    """Whether ``pid`` (a name's pid field) is a process id, and that process has exited."""
-    return pid.isdigit() and not _alive(int(pid))
 
 
 def new_name(directory: str, label: str = "") -> str:
