@@ -115,6 +115,19 @@ def record_micro(case: str, result: str, detail: str = "", **values) -> dict:
     return rec
 
 
+def background_window(record: dict) -> int | None:
+    """How many background downloads a ``dvc stream`` run kept in flight, for its file size.
+
+    The lesser of the window of downloads and the files that fit the window of bytes (a run
+    starts another while under it), never fewer than two; from the run's ``--stats``.
+    """
+    window = record.get("stream_background_window")
+    max_bytes = record.get("stream_background_bytes")
+    if window is None or not max_bytes:
+        return window
+    return max(2, min(window, -(-max_bytes // record["file_size"])))
+
+
 def self_cpu() -> float:
     """CPU time of this process: the moto server and the proxy run on its threads."""
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bench_lib import MICRO, RECORDS, RESULTS
+from bench_lib import MICRO, RECORDS, RESULTS, background_window
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -236,9 +236,7 @@ def _jobs_tables(records: list[dict], epoch: list[dict]) -> list[str]:
         pull = by_mode.get("pull", {}).get("epoch_s")
         naive = by_mode.get("stream-naive")
         rows = ([("naive", 0, naive)] if naive else []) + [
-            (str(r["jobs"]), r.get("stream_background_window"), r)
-            for r in records
-            if r["scenario"] == name
+            (str(r["jobs"]), background_window(r), r) for r in records if r["scenario"] == name
         ]
         lines += [
             f"### Downloads in flight, {name} scenario, unhinted `dvc stream -j N`",
@@ -251,9 +249,10 @@ def _jobs_tables(records: list[dict], epoch: list[dict]) -> list[str]:
         ]
     if lines:
         lines += [
-            "One epoch per run (no warm epoch). naive: `--prefetch none`. objects/s: files "
-            "fetched / `fetch_seconds`. A wider background window fills faster but makes each "
-            "of the program's own misses wait longer at the server.",
+            "One epoch per run (no warm epoch). naive: `--prefetch none`. background window: the "
+            "background downloads in flight, as bounded by `-j` and by `-j` x 160 KiB of bytes. "
+            "objects/s: files fetched / `fetch_seconds`. A wider background window fills faster "
+            "but makes each of the program's own misses wait longer at the server.",
             "",
         ]
     return lines

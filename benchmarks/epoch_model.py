@@ -25,6 +25,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench_lib import background_window
 from test_epoch import SCENARIOS, WORKERS
 
 PREFETCH_FACTOR = 2  # train.py's default: batches in flight per worker
@@ -65,7 +66,7 @@ def load_points(summary: Path) -> tuple[list[Point], float, float]:
         if r.get("kind") == "jobs-sweep" and r["scenario"] == "large":
             fetched = r["stream_demand_files"] + r["stream_prefetched_files"]
             rate = fetched / r["stream_fetch_seconds"]
-            points.append(Point(r["stream_background_window"], rate, _wait(r), r["epoch_s"]))
+            points.append(Point(background_window(r), rate, _wait(r), r["epoch_s"]))
     batch = SCENARIOS["large"]["batch"]
     start_s = naive["ttfb_s"] - batch * _wait(naive)  # launch to the first demand fetch
     return points, start_s, epoch["pull"]["epoch_s"]

@@ -143,6 +143,7 @@ def _report(
             jobs=broker.jobs,
             prefetch=broker.prefetcher.policy,
             background_window=broker.prefetcher.background_window,
+            background_bytes=broker.prefetcher.background_bytes,
             exit_code=returncode,
         )
     if quiet:

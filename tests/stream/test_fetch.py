@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from dvc_stream.prefetcher import BACKGROUND_BYTES_PER_JOB
 from dvc_stream.testing.cli import run_dvc
 
 from .conftest import last_json, md5, object_gets, stream, stream_python, write_script
@@ -344,6 +345,7 @@ def test_prefetch_never_downloads_twice(dvc_repo, latency_proxy, tmp_path, polic
     assert stats["demand_bytes"] + stats["prefetched_bytes"] == 40 * 2000
     assert stats["cached_files"] == 0
     assert stats["prefetch"] == policy
+    assert stats["background_bytes"] == stats["jobs"] * BACKGROUND_BYTES_PER_JOB
     assert dvc_repo.tracked_files("data/images") == dataset.files
     assert not _leftovers(dvc_repo.root / "data")
 
