@@ -46,17 +46,19 @@ class BenchConfig:
     rounds: int
 
 
-@pytest.fixture(scope="session")
-def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
+def rounds_option(config: pytest.Config) -> int:
     from test_epoch import ROUNDS
 
-    quick = pytestconfig.getoption("--quick")
-    rounds = pytestconfig.getoption("--bench-rounds") or (1 if quick else ROUNDS)
+    return config.getoption("--bench-rounds") or (1 if config.getoption("--quick") else ROUNDS)
+
+
+@pytest.fixture(scope="session")
+def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
     return BenchConfig(
-        quick=quick,
+        quick=pytestconfig.getoption("--quick"),
         rtt_ms=pytestconfig.getoption("--rtt-ms"),
         bandwidth_mbit=pytestconfig.getoption("--bandwidth-mbit"),
-        rounds=rounds,
+        rounds=rounds_option(pytestconfig),
     )
 
 
