@@ -57,8 +57,7 @@ class Prefetcher:
         self._inflight_bytes = 0  # as estimated when each download started
         self._finished_any = False
         self._finished_files = 0  # downloads that brought bytes, for the size estimate
-        self._finished_bytes = 0
-        self._spent = 0
+        self._spent = 0  # bytes those downloads brought
         self._closed = False
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._feed, name="dvc-stream-prefetch", daemon=True)
@@ -129,7 +128,7 @@ class Prefetcher:
         known = tracked.size if tracked.size is not None else self.broker.sizes.known(tracked.oid)
         if known is not None:
             return known
-        return self._finished_bytes // max(self._finished_files, 1)
+        return self._spent // max(self._finished_files, 1)
 
     def _next(self) -> tuple[int, TrackedFile, int] | None:
         with self._cond:
@@ -198,5 +197,4 @@ class Prefetcher:
             self._finished_any = True
             if size:
                 self._finished_files += 1
-                self._finished_bytes += size
             self._cond.notify()

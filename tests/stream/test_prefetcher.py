@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 
@@ -68,7 +68,6 @@ class _Broker:
 
     jobs: int
     file_sizes: dict[str, int]
-    placed: list[str] = field(default_factory=list)
 
     def __post_init__(self):
         self.sizes = SizeIndex(jobs=self.jobs)
@@ -81,7 +80,7 @@ class _Broker:
         return tracked  # all the stand-in fetcher needs is its oid
 
     def place_fetched(self, tracked):
-        self.placed.append(tracked.path)
+        pass  # no workspace here: what is in flight is what these tests look at
 
 
 def _directory(tmp_path, sizes: list[int]) -> tuple[TrackedOutput, dict[str, int]]:
