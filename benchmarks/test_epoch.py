@@ -200,20 +200,35 @@ def run_mode(
 
 
 def _measure(
-    benchmark, repo, proxy, conf, mode, rounds, epochs, tmp_path, base: dict, options=()
+    benchmark,
+    repo,
+    proxy,
+    conf,
+    mode,
+    rounds,
+    epochs,
+    tmp_path,
+    base: dict,
+    options=(),
+    agg: Aggregate | None = None,
 ) -> dict:
-    agg = Aggregate()
+    """Run ``rounds`` cold runs; publish the record of ``agg``'s runs (theirs and earlier ones).
 
-    def cold_start():
-        repo.wipe()
+    A record already in RECORDS for ``base`` (an earlier round of the same case) is replaced.
+    """
+    agg = Aggregate() if agg is None else agg
 
     def run():
         agg.add(run_mode(repo, proxy, conf, mode, epochs, tmp_path, options))
 
-    benchmark.pedantic(run, setup=cold_start, rounds=rounds, iterations=1)
+    benchmark.pedantic(run, setup=repo.wipe, rounds=rounds, iterations=1)
     record = agg.record(**base)
     benchmark.extra_info.update(record)
-    RECORDS.append(record)
+    earlier = [i for i, r in enumerate(RECORDS) if base.items() <= r.items()]
+    if earlier:
+        RECORDS[earlier[0]] = record
+    else:
+        RECORDS.append(record)
     return record
 
 
@@ -259,8 +274,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     )
 
 
-# (scenario, mode) -> the runs so far and their record's place in RECORDS
-_EPOCH_RUNS: dict[tuple[str, str], tuple[Aggregate, int]] = {}
+_EPOCH_RUNS: dict[tuple[str, str], Aggregate] = {}  # (scenario, mode) -> its rounds so far
 
 
 def test_first_epoch(
@@ -272,20 +286,19 @@ def test_first_epoch(
     conf = scenario(name, bench_config.quick)
     repo = scenario_repo(name, conf)
     benchmark.group = f"epoch-{name}-{mode}"
-    agg, index = _EPOCH_RUNS.get((name, mode), (Aggregate(), len(RECORDS)))
-    benchmark.pedantic(
-        lambda: agg.add(run_mode(repo, proxy, conf, mode, 2, tmp_path)),
-        setup=repo.wipe,
-        rounds=1,
-        iterations=1,
+    _measure(
+        benchmark,
+        repo,
+        proxy,
+        conf,
+        mode,
+        1,
+        epochs=2,
+        tmp_path=tmp_path,
+        base=_record_base("epoch", name, mode, conf, proxy, bench_config.quick),
+        agg=_EPOCH_RUNS.setdefault((name, mode), Aggregate()),
     )
-    record = agg.record(**_record_base("epoch", name, mode, conf, proxy, bench_config.quick))
-    if index < len(RECORDS):
-        RECORDS[index] = record
-    else:
-        RECORDS.append(record)
-    _EPOCH_RUNS[(name, mode)] = (agg, index)
-    benchmark.extra_info.update(record, round=round_number + 1)
+    benchmark.extra_info["round"] = round_number + 1
 
 
 @pytest.mark.parametrize("mode", SWEEP_MODES)
