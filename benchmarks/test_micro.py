@@ -43,8 +43,8 @@ def small_repo(moto_server, tmp_path_factory):
 def broker(small_repo):
     from dvc.repo import Repo
 
-    from dvc_stream.broker import Broker
     from dvc_stream.hooks import patches
+    from dvc_stream.stream.broker import Broker
 
     with patches.use_original():
         dvc_repo = Repo(str(small_repo.root))

@@ -15,12 +15,12 @@ _EXPORTS = {
     "uninstall_hooks": "dvc_stream.api",
     "streaming": "dvc_stream.api",
     "prefetch": "dvc_stream.api",
-    "append": "dvc_stream.appending",
+    "append": "dvc_stream.appending.plan",
 }
 
 if TYPE_CHECKING:
     from dvc_stream.api import install_hooks, prefetch, streaming, uninstall_hooks
-    from dvc_stream.appending import append
+    from dvc_stream.appending.plan import append
 
 
 def __getattr__(name: str):

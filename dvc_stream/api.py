@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
-    from dvc_stream.broker import Broker
-    from dvc_stream.stats import Stats
+    from dvc_stream.stream.broker import Broker
+    from dvc_stream.stream.stats import Stats
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def install_hooks(
     """
     from dvc.repo import Repo
 
-    from dvc_stream.broker import Broker
     from dvc_stream.hooks import patches
+    from dvc_stream.stream.broker import Broker
 
     with _lock:
         _shutdown_locked()

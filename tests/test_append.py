@@ -12,9 +12,9 @@ import pytest
 import yaml
 
 import dvc_stream
-from dvc_stream.appending import AppendResult, append
+from dvc_stream.appending.plan import AppendResult, append
+from dvc_stream.appending.push import PushError
 from dvc_stream.errors import AppendError
-from dvc_stream.push import PushError
 from dvc_stream.testing.repos import file_content
 
 # --- helpers ------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ recursively and keep their layout. Finish with `git commit`."""
 
 class CmdAppend(CmdBase):
     def run(self) -> int:
-        from dvc_stream.appending import append
+        from dvc_stream.appending.plan import append
 
         with _dvc_log_handlers("dvc_stream"):
             append(

@@ -26,7 +26,7 @@ Exit code: the command's own, or DVC's on a DVC failure."""
 
 class CmdStream(CmdBase):
     def run(self) -> int:
-        from dvc_stream.stream import run_streaming
+        from dvc_stream.stream.run import run_streaming
 
         return run_streaming(
             self.repo,
@@ -43,7 +43,7 @@ class CmdStream(CmdBase):
 
 
 def _size(text: str) -> int:
-    from dvc_stream.sizes import parse_size
+    from dvc_stream.stream.sizes import parse_size
 
     try:
         return parse_size(text)
@@ -52,7 +52,7 @@ def _size(text: str) -> int:
 
 
 def add_parser(subparsers, parent_parser):
-    from dvc_stream.prefetch_policy import POLICIES
+    from dvc_stream.stream.policy import POLICIES
 
     parser = subparsers.add_parser(
         "stream",

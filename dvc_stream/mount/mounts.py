@@ -10,17 +10,17 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
-from dvc_stream import dirs
 from dvc_stream.errors import ManifestError, MountError
 from dvc_stream.mount import system
 from dvc_stream.mount.view import make_view
+from dvc_stream.workspace import dirs
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from types import ModuleType
 
-    from dvc_stream.broker import Broker
-    from dvc_stream.manifest import Manifest, TrackedOutput
+    from dvc_stream.stream.broker import Broker
+    from dvc_stream.workspace.manifest import Manifest, TrackedOutput
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from types import ModuleType
 
-    from dvc_stream.broker import Broker
     from dvc_stream.hooks.resolver import Entry
-    from dvc_stream.manifest import TrackedOutput
+    from dvc_stream.stream.broker import Broker
+    from dvc_stream.workspace.manifest import TrackedOutput
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -156,8 +156,8 @@ def test_hooks_in_a_notebook_are_guarded_too(dvc_repo, tmp_path):
 RECORD_CONCURRENTLY = """
 import json, multiprocessing, shutil, sys
 from dvc.repo import Repo
-from dvc_stream import guard
-from dvc_stream.manifest import Manifest
+from dvc_stream.workspace import guard
+from dvc_stream.workspace.manifest import Manifest
 
 paths = sys.argv[1:]
 for path in paths:

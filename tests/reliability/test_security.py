@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dvc_stream import server
 from dvc_stream.hooks import protocol
+from dvc_stream.stream import server
 
 ROOT = "/repo"
 
@@ -206,7 +206,7 @@ def test_oversize_frame_closes_only_that_connection(broker_server):
 def real_broker(dvc_repo, tmp_path):
     from dvc.repo import Repo
 
-    from dvc_stream.broker import Broker
+    from dvc_stream.stream.broker import Broker
 
     dataset = dvc_repo.make_dataset("data/images", nfiles=4, size=100, depth=1, fanout=2)
     dvc_repo.wipe()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dvc_stream.prefetcher import BACKGROUND_BYTES_PER_JOB
+from dvc_stream.stream.prefetcher import BACKGROUND_BYTES_PER_JOB
 from dvc_stream.testing.cli import run_dvc
 
 from .conftest import last_json, md5, object_gets, stream, stream_python, write_script

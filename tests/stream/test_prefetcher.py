@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import pytest
 
-from dvc_stream.fetcher import BACKGROUND, HINT
-from dvc_stream.manifest import FILE, DirTree, TrackedFile, TrackedOutput
-from dvc_stream.metadata import SizeIndex
-from dvc_stream.prefetcher import BACKGROUND_BYTES_PER_JOB, Prefetcher
+from dvc_stream.stream.fetcher import BACKGROUND, HINT
+from dvc_stream.stream.object_sizes import SizeIndex
+from dvc_stream.stream.prefetcher import BACKGROUND_BYTES_PER_JOB, Prefetcher
+from dvc_stream.workspace.manifest import FILE, DirTree, TrackedFile, TrackedOutput
 
 TIMEOUT = 30  # seconds: only a hang would reach it
 KB = 1024

@@ -7,7 +7,7 @@ import threading
 from dvc_data.hashfile.db import HashFileDB
 from dvc_objects.fs.local import LocalFileSystem
 
-from dvc_stream.fetcher import BACKGROUND, DEMAND, Fetcher, ObjectRef
+from dvc_stream.stream.fetcher import BACKGROUND, DEMAND, Fetcher, ObjectRef
 
 from .conftest import md5
 

@@ -1,7 +1,7 @@
 import pytest
 
-from dvc_stream import stats as stats_module
-from dvc_stream.stats import Stats
+from dvc_stream.stream import stats as stats_module
+from dvc_stream.stream.stats import Stats
 
 
 @pytest.fixture

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
-    from dvc_stream.broker import Broker
+    from dvc_stream.stream.broker import Broker
 
 logger = logging.getLogger(__name__)
 
-HOOKS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "hooks")
+HOOKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hooks")
 SITE_DIR = os.path.join(HOOKS_DIR, "site")
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 COMMAND_NOT_FOUND = 127
@@ -64,7 +64,7 @@ def run_streaming(
         return COMMAND_NOT_FOUND
     if jobs is not None and jobs < 1:
         raise DvcStreamError(f"invalid number of jobs: {jobs}")
-    from dvc_stream.broker import Broker
+    from dvc_stream.stream.broker import Broker
 
     broker = Broker(
         repo,
@@ -84,7 +84,7 @@ def run_streaming(
 
 @contextmanager
 def _serving(broker: Broker) -> Iterator[str]:
-    from dvc_stream.server import BrokerServer
+    from dvc_stream.stream.server import BrokerServer
 
     server = BrokerServer(broker).start()
     try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dvc_stream.hooks.resolver import DIR, FILE
-from dvc_stream.trees import load_entries
+from dvc_stream.workspace.trees import load_entries
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
-    from dvc_stream.manifest import TrackedOutput
+    from dvc_stream.workspace.manifest import TrackedOutput
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class Partial:
 
     def missing(self, root: str) -> tuple[int, int] | None:
         """(absent entries, all entries); None if the tree can no longer be read."""
-        from dvc_stream.trees import parse_entries
+        from dvc_stream.workspace.trees import parse_entries
 
         try:
             with open(self.tree_path, "rb") as fobj:

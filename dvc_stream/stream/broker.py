@@ -16,23 +16,23 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import FetchError, ManifestError
-from dvc_stream.fetcher import BACKGROUND, DEMAND, HINT, Fetcher, ObjectRef
 from dvc_stream.hooks.resolver import DIR, FILE, Entry
-from dvc_stream.manifest import Manifest
-from dvc_stream.metadata import SizeIndex
-from dvc_stream.placement import Placer
-from dvc_stream.prefetch_policy import budget_from_env, policy_from_env
-from dvc_stream.prefetcher import Prefetcher
-from dvc_stream.remotes import Remotes, jobs_for_latency, pull_jobs
-from dvc_stream.stats import Stats
+from dvc_stream.stream.fetcher import BACKGROUND, DEMAND, HINT, Fetcher, ObjectRef
+from dvc_stream.stream.object_sizes import SizeIndex
+from dvc_stream.stream.policy import budget_from_env, policy_from_env
+from dvc_stream.stream.prefetcher import Prefetcher
+from dvc_stream.stream.remotes import Remotes, jobs_for_latency, pull_jobs
+from dvc_stream.stream.stats import Stats
+from dvc_stream.workspace.manifest import Manifest
+from dvc_stream.workspace.placement import Placer
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterator
 
     from dvc.repo import Repo
 
-    from dvc_stream.guard import Incomplete
-    from dvc_stream.manifest import TrackedFile, TrackedOutput
+    from dvc_stream.workspace.guard import Incomplete
+    from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
 
 logger = logging.getLogger(__name__)
 
@@ -238,7 +238,7 @@ class Broker:
         self.prefetcher.close()
         self.fetcher.close()
         self.placer.flush()
-        from dvc_stream import guard
+        from dvc_stream.workspace import guard
 
         # NOTE: `dvc add`/`dvc commit` must not shrink a directory this run left partial
         self.incomplete = guard.record(self.repo, self.placer.placed_outputs.values())

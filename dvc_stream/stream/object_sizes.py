@@ -17,8 +17,8 @@ from dvc_stream.errors import FetchError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dvc_stream.fetcher import ObjectRef
-    from dvc_stream.manifest import TrackedFile
+    from dvc_stream.stream.fetcher import ObjectRef
+    from dvc_stream.workspace.manifest import TrackedFile
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import posixpath
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dvc_stream import trees
 from dvc_stream.errors import AppendError
+from dvc_stream.workspace import trees
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -24,7 +24,7 @@ from dvc_stream.errors import FetchError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from dvc_stream.fetcher import ObjectRef
+    from dvc_stream.stream.fetcher import ObjectRef
 
 logger = logging.getLogger(__name__)
 

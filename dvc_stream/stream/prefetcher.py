@@ -20,13 +20,13 @@ import threading
 from collections import deque
 from typing import TYPE_CHECKING
 
-from dvc_stream.fetcher import BACKGROUND, HINT
+from dvc_stream.stream.fetcher import BACKGROUND, HINT
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Iterator
 
-    from dvc_stream.broker import Broker
-    from dvc_stream.manifest import TrackedFile, TrackedOutput
+    from dvc_stream.stream.broker import Broker
+    from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
 
 logger = logging.getLogger(__name__)
 

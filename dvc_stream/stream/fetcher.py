@@ -29,9 +29,10 @@ from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dvc_stream import scratch, stall
-from dvc_stream.cache_adder import CacheAdder, Download
 from dvc_stream.errors import FetchError
+from dvc_stream.stream import stall
+from dvc_stream.stream.cache_adder import CacheAdder, Download
+from dvc_stream.workspace import scratch
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -32,6 +32,6 @@ def budget_from_env(budget: int | None) -> int | None:
     text = os.environ.get(ENV_BUDGET)
     if not text:
         return None
-    from dvc_stream.sizes import parse_size
+    from dvc_stream.stream.sizes import parse_size
 
     return parse_size(text)

@@ -24,7 +24,7 @@ from dvc_stream.hooks import protocol
 if TYPE_CHECKING:
     from collections.abc import Hashable
 
-    from dvc_stream.broker import Broker
+    from dvc_stream.stream.broker import Broker
 
 logger = logging.getLogger(__name__)
 

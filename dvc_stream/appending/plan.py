@@ -24,10 +24,11 @@ from dvc_data.hashfile.meta import Meta
 from dvc_data.hashfile.tree import Tree
 from dvc_objects.fs.local import localfs
 
-from dvc_stream import append_sources, dirs, trees
-from dvc_stream.append_sources import NewFile
+from dvc_stream.appending import sources as append_sources
+from dvc_stream.appending.push import PushError, push_objects
+from dvc_stream.appending.sources import NewFile
 from dvc_stream.errors import AppendError
-from dvc_stream.push import PushError, push_objects
+from dvc_stream.workspace import dirs, trees
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

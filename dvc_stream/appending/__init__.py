@@ -1,0 +1,1 @@
+"""``dvc append``: the sources, the plan and its application, and the push of the new objects."""
