@@ -25,6 +25,7 @@ from dvc_stream.stream.remotes import Remotes, jobs_for_latency, pull_jobs
 from dvc_stream.stream.stats import Stats
 from dvc_stream.workspace.manifest import Manifest
 from dvc_stream.workspace.placement import Placer
+from dvc_stream.workspace.reconcile import hand_back, reconcile
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterator
@@ -51,6 +52,8 @@ class Broker:
         self.thread_context = thread_context
         self.remotes = Remotes(repo, remote, jobs)
         self.manifest = Manifest.from_repo(repo, remote, open_remote=self.remotes.odb)
+        # NOTE: before the first request: files left there for another version are not served
+        self.reconciled = reconcile(repo, self.manifest)
         self.stats = Stats()
         self.jobs = jobs or self._default_jobs()
         self.fetcher = Fetcher(
@@ -238,6 +241,7 @@ class Broker:
         self.prefetcher.close()
         self.fetcher.close()
         self.placer.flush()
+        hand_back(self.repo, self.placer.placed_outputs.values())
         from dvc_stream.workspace import guard
 
         # NOTE: `dvc add`/`dvc commit` must not shrink a directory this run left partial

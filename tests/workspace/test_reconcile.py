@@ -1,0 +1,293 @@
+"""A version switch (``git checkout`` without ``dvc checkout``) between two streamed runs: the
+next run reads the checked-out version, never the files placed for the previous one."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from dvc_stream.testing.programs import (
+    last_json,
+    md5,
+    spawn_stream,
+    stream,
+    wait_for,
+    write_script,
+)
+from dvc_stream.testing.repos import DvcRepo
+
+BLOBS = 6
+RAW = "data/raw"
+LABELS = "data/labels.csv"
+CHANGED = f"{RAW}/blob_0001.bin"  # changed in v2
+DROPPED = f"{RAW}/blob_0002.bin"  # not in v2
+ADDED = f"{RAW}/blob_0100.bin"  # only in v2
+SAME = f"{RAW}/blob_0003.bin"  # the same in both
+
+READ = r"""
+import hashlib, json, sys
+out = {}
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as fobj:
+            out[path] = hashlib.md5(fobj.read()).hexdigest()
+    except OSError as exc:
+        out[path] = type(exc).__name__
+print(json.dumps(out))
+"""
+
+
+def blob(version: str, name: str) -> bytes:
+    return f"{version}:{name}\n".encode() * 64
+
+
+def _write(repo, version: str, names: list[str]) -> dict[str, bytes]:
+    files = {f"{RAW}/{name}": blob(version, name) for name in names}
+    files[LABELS] = f"id,label\n1,{version}\n".encode()
+    for path, data in files.items():
+        target = repo.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+    return files
+
+
+def _track(repo, message: str) -> None:
+    repo.dvc("add", "-q", RAW, LABELS)
+    repo.git("add", f"{RAW}.dvc", f"{LABELS}.dvc", "data/.gitignore")
+    repo.commit(message)
+    repo.push()
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory, moto_server):
+    """An origin whose ``main`` and ``v2`` differ in CHANGED, DROPPED, ADDED and LABELS, pushed;
+    returns (origin, main's files, v2's files)."""
+    from dvc_stream.testing import make_repo
+
+    origin = make_repo(tmp_path_factory.mktemp("versions") / "origin", moto_server)
+    names = [f"blob_{i:04d}.bin" for i in range(BLOBS)]
+    main = _write(origin, "main", names)
+    _track(origin, "main data")
+    origin.git("checkout", "-q", "-b", "v2")
+    (origin.root / DROPPED).unlink()
+    v2 = {**main, **_write(origin, "v2", ["blob_0001.bin", "blob_0100.bin"])}
+    del v2[DROPPED]
+    _track(origin, "v2 data")
+    origin.git("checkout", "-q", "main")
+    return origin, main, v2
+
+
+@dataclass
+class Clone:
+    repo: DvcRepo
+    main: dict[str, bytes]  # path -> bytes on main
+    v2: dict[str, bytes]
+    script: Path  # READ
+
+    def read(self, *paths: str) -> dict[str, str]:
+        return last_json(stream(self.repo, sys.executable, self.script, *paths))
+
+    def checkout(self, rev: str) -> None:
+        self.repo.git("checkout", "-q", rev)
+
+
+@pytest.fixture
+def clone(versions, tmp_path, monkeypatch) -> Clone:
+    """A fresh clone of the origin on ``main``, nothing pulled."""
+    origin, main, v2 = versions
+    repo = origin.clone(tmp_path / "clone")
+    for name, value in repo.env.items():
+        monkeypatch.setenv(name, value)
+    return Clone(repo, main, v2, write_script(tmp_path, "read.py", READ))
+
+
+def digests(files: dict[str, bytes], *paths: str) -> dict[str, str]:
+    return {p: md5(files[p]) for p in paths}
+
+
+def record(repo) -> dict[str, str]:
+    path = repo.root / ".dvc/tmp/stream-workspace.json"
+    if not path.exists():
+        return {}
+    return {k: v["oid"] for k, v in json.loads(path.read_text())["outputs"].items()}
+
+
+def warnings(proc) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith("WARNING:")]
+
+
+def test_switch_reads_the_checked_out_version(clone):
+    """Defect 3: the second run read main's bytes for both files after `git checkout v2`."""
+    repo = clone.repo
+    assert clone.read(CHANGED, LABELS) == digests(clone.main, CHANGED, LABELS)
+    clone.checkout("v2")
+    assert clone.read(CHANGED, LABELS) == digests(clone.v2, CHANGED, LABELS)
+    assert (repo.root / CHANGED).read_bytes() == clone.v2[CHANGED]
+    assert (repo.root / LABELS).read_bytes() == clone.v2[LABELS]
+    clone.checkout("main")
+    assert clone.read(CHANGED, LABELS, SAME) == digests(clone.main, CHANGED, LABELS, SAME)
+    assert not list((repo.root / ".dvc/tmp/stream-reconcile").iterdir())
+
+
+def test_unsaved_change_is_kept_with_one_warning(clone):
+    repo = clone.repo
+    clone.read(CHANGED, SAME)
+    edited = b"my own labels\n"
+    (repo.root / CHANGED).write_bytes(edited)
+    clone.checkout("v2")
+    proc = stream(repo, sys.executable, clone.script, CHANGED, SAME, LABELS)
+    assert last_json(proc) == {CHANGED: md5(edited), **digests(clone.v2, SAME, LABELS)}
+    assert warnings(proc) == [
+        f"WARNING: '{CHANGED}' has unsaved changes (its content is in no cache): kept instead "
+        "of the checked-out version's file; delete it to read that version"
+    ]
+    again = stream(repo, sys.executable, clone.script, CHANGED)
+    assert last_json(again) == {CHANGED: md5(edited)}
+    assert warnings(again) == []  # reconciled once, not at every run
+
+
+def test_file_the_new_version_lacks_is_removed(clone):
+    repo = clone.repo
+    clone.read(DROPPED, SAME)
+    clone.checkout("v2")
+    proc = stream(repo, sys.executable, clone.script, DROPPED, SAME, ADDED)
+    assert last_json(proc) == {DROPPED: "FileNotFoundError", **digests(clone.v2, SAME, ADDED)}
+    assert warnings(proc) == []
+    assert not (repo.root / DROPPED).exists()
+    assert (repo.root / SAME).read_bytes() == clone.v2[SAME]
+    v2_oid = _oid(repo, RAW)
+    assert record(repo)[RAW] == v2_oid
+
+
+def test_pulled_output_is_reconciled_from_the_cache(clone):
+    """Present but never in the record: a full `dvc pull` on main, `git checkout v2`; the
+    objects v2 needs are in the cache (`dvc fetch`), so the files are replaced in place."""
+    repo = clone.repo
+    repo.dvc("pull", "-q")
+    clone.checkout("v2")
+    repo.dvc("fetch", "-q")
+    proc = stream(repo, sys.executable, "-c", "pass")
+    assert proc.returncode == 0, proc.stderr
+    present = {p.removeprefix(f"{RAW}/"): clone.v2[p] for p in clone.v2 if RAW in p and p != ADDED}
+    assert repo.tracked_files(RAW) == present  # ADDED stays absent: streamed on demand
+    assert (repo.root / LABELS).read_bytes() == clone.v2[LABELS]
+    # data/raw lost DROPPED and lacks ADDED: partial, so in the record; labels.csv is complete
+    assert record(repo) == {RAW: _oid(repo, RAW)}
+
+
+def test_pulled_output_without_the_new_objects(clone):
+    """The same without `dvc fetch`: the stale files are removed and v2's streamed."""
+    repo = clone.repo
+    repo.dvc("pull", "-q")
+    clone.checkout("v2")
+    paths = (CHANGED, DROPPED, SAME, ADDED, LABELS)
+    got = clone.read(*paths)
+    assert got == {DROPPED: "FileNotFoundError", **digests(clone.v2, CHANGED, SAME, ADDED, LABELS)}
+    assert record(repo)[RAW] == _oid(repo, RAW)
+
+
+def test_dvc_checkout_between_runs_is_noticed(clone):
+    """After a run on v2, `dvc checkout` on main puts main's files back; back on v2 (no
+    `dvc checkout`), the version the record holds is v2 again, yet the files are main's."""
+    repo = clone.repo
+    repo.dvc("pull", "-q")
+    clone.checkout("v2")
+    assert clone.read(CHANGED, LABELS) == digests(clone.v2, CHANGED, LABELS)
+    clone.checkout("main")
+    repo.dvc("checkout", "-q", "--force")
+    assert (repo.root / CHANGED).read_bytes() == clone.main[CHANGED]
+    clone.checkout("v2")
+    assert clone.read(CHANGED, LABELS) == digests(clone.v2, CHANGED, LABELS)
+
+
+def test_two_runs_starting_together(clone):
+    repo = clone.repo
+    clone.read(CHANGED, SAME, LABELS, f"{RAW}/blob_0004.bin")
+    edited = b"edited by hand\n"
+    (repo.root / SAME).write_bytes(edited)
+    clone.checkout("v2")
+    args = (sys.executable, clone.script, CHANGED, SAME, LABELS)
+    procs = [spawn_stream(repo, *args) for _ in "ab"]
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], results
+    expected = {SAME: md5(edited), **digests(clone.v2, CHANGED, LABELS)}
+    assert [json.loads(out.splitlines()[-1]) for out, _err in results] == [expected] * 2
+    named = [line for _out, err in results for line in err.splitlines() if "WARNING:" in line]
+    assert len(named) == 1, results  # one run reconciled, the other found it done
+    assert (repo.root / f"{RAW}/blob_0004.bin").read_bytes() == clone.v2[f"{RAW}/blob_0004.bin"]
+
+
+def test_install_hooks_reconciles(clone, tmp_path):
+    repo = clone.repo
+    clone.read(CHANGED, LABELS)
+    clone.checkout("v2")
+    notebook = write_script(
+        tmp_path,
+        "notebook.py",
+        "import hashlib, json, dvc_stream\n"
+        "dvc_stream.install_hooks('.', prefetch='none')\n"
+        f"paths = [{CHANGED!r}, {LABELS!r}]\n"
+        "print(json.dumps({p: hashlib.md5(open(p, 'rb').read()).hexdigest() for p in paths}))\n"
+        "dvc_stream.uninstall_hooks()\n",
+    )
+    proc = subprocess.run(
+        [sys.executable, notebook], cwd=repo.root, env=repo.env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert last_json(proc) == digests(clone.v2, CHANGED, LABELS)
+
+
+def test_outputs_leave_the_record(clone):
+    """A placed single file leaves it at the next start (complete); a directory stays while
+    partial; an output no longer tracked leaves it."""
+    repo = clone.repo
+    clone.read(CHANGED, LABELS)
+    assert set(record(repo)) == {RAW, LABELS}
+    clone.read(SAME)
+    assert set(record(repo)) == {RAW}
+    repo.git("rm", "-q", f"{RAW}.dvc")
+    repo.commit("stop tracking data/raw")
+    proc = stream(repo, sys.executable, "-c", "pass")
+    assert proc.returncode == 0, proc.stderr
+    assert record(repo) == {}
+    assert (repo.root / CHANGED).read_bytes() == clone.main[CHANGED]  # left as it is
+
+
+def _oid(repo, path: str) -> str:
+    import yaml
+
+    return yaml.safe_load((repo.root / f"{path}.dvc").read_text())["outs"][0]["md5"]
+
+
+WAIT_THEN_READ = r"""
+import hashlib, json, os, sys, time
+flag, first, second = sys.argv[1:]
+out = {first: hashlib.md5(open(first, "rb").read()).hexdigest()}
+while not os.path.exists(flag):
+    time.sleep(0.05)
+out[second] = hashlib.md5(open(second, "rb").read()).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def test_run_across_a_switch_hands_its_version_back(clone, tmp_path):
+    """A run on main goes on across `git checkout v2` and another run's start, and places a
+    main file after that; when it ends, the next run still reconciles that file."""
+    repo = clone.repo
+    flag = tmp_path / "go"
+    script = write_script(tmp_path, "wait.py", WAIT_THEN_READ)
+    old = spawn_stream(repo, sys.executable, script, flag, SAME, CHANGED)
+    wait_for(lambda: (repo.root / SAME).exists(), what="the first read", proc=old)
+    clone.checkout("v2")
+    assert clone.read(LABELS) == digests(clone.v2, LABELS)  # reconciles: the record says v2
+    flag.touch()
+    out, err = old.communicate(timeout=300)
+    assert old.returncode == 0, err
+    assert json.loads(out.splitlines()[-1]) == digests(clone.main, SAME, CHANGED)
+    assert (repo.root / CHANGED).read_bytes() == clone.main[CHANGED]  # placed for main
+    assert clone.read(CHANGED) == digests(clone.v2, CHANGED)
