@@ -35,3 +35,14 @@ class AppendError(DvcStreamError):
 
 class MountError(DvcStreamError):
     """``--mount`` cannot work here (FUSE missing), was given a bad target, or failed to mount."""
+
+
+class PartialWorkspaceError(DvcStreamError):
+    """A stage would run its command over an output that is only partly in the workspace."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(
+            f"'{path}' is only partly in the workspace: run it under `dvc stream`, "
+            "or `dvc pull` it first"
+        )

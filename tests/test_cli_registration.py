@@ -112,13 +112,40 @@ def test_cli_hooks_run_once_and_a_broken_one_does_not_break_dvc(env, tmp_path):
     assert len(warnings) == 1 and "WARNING" in warnings[0].upper(), proc.stderr
 
 
-def test_partial_workspace_guard_is_installed(env, tmp_path):
+@pytest.mark.parametrize("first_import", ["dvc.cli.parser", "dvc.repo", "dvc.api"])
+def test_partial_workspace_patches_are_installed(env, tmp_path, first_import):
+    """Through the CLI's parser and through DVC's Python API alike."""
     code = textwrap.dedent(
-        """
-        import dvc.cli.parser
-        from dvc.commands.add import CmdAdd
-        from dvc.commands.commit import CmdCommit
-        print(*(hasattr(c.run, "_dvc_stream_guard") for c in (CmdAdd, CmdCommit)))
+        f"""
+        import {first_import}
+        from dvc.output import Output
+        from dvc_stream.workspace import dvc_patches
+        print(dvc_patches.installed(), Output.save.__module__)
         """
     )
-    assert _python(code, env=env, cwd=tmp_path).stdout.split() == ["True", "True"]
+    out = _python(code, env=env, cwd=tmp_path).stdout.split()
+    assert out == ["True", "dvc_stream.workspace.dvc_patches"]
+
+
+def test_repo_hooks_run_once_and_a_broken_one_does_not_break_dvc(env, tmp_path):
+    site = tmp_path / "site"
+    dist = site / "repo_hook_plugin-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: repo-hook-plugin\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[dvc.repo_hooks]\ncounted = repo_hook_mod:counted\nbroken = repo_hook_mod:broken\n"
+    )
+    (site / "repo_hook_mod.py").write_text(
+        "import sys\n"
+        "def counted():\n    print('repo hook ran', file=sys.stderr)\n"
+        "def broken():\n    raise RuntimeError('this hook is broken')\n"
+    )
+    env["PYTHONPATH"] = str(site)
+    code = "import dvc.repo, dvc.api\nfrom dvc.repo import Repo\nprint(Repo.__name__)"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stdout.split() == ["Repo"], proc.stderr
+    assert proc.stderr.count("repo hook ran") == 1, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "broken" in line]
+    assert len(warnings) == 1 and "WARNING" in warnings[0].upper(), proc.stderr

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
     from dvc.repo import Repo
 
-    from dvc_stream.workspace.guard import Incomplete
     from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
+    from dvc_stream.workspace.summary import Incomplete
 
 logger = logging.getLogger(__name__)
 
@@ -242,10 +242,10 @@ class Broker:
         self.fetcher.close()
         self.placer.flush()
         hand_back(self.repo, self.placer.placed_outputs.values())
-        from dvc_stream.workspace import guard
+        from dvc_stream.workspace import summary
 
-        # NOTE: `dvc add`/`dvc commit` must not shrink a directory this run left partial
-        self.incomplete = guard.record(self.repo, self.placer.placed_outputs.values())
+        root = os.path.abspath(self.repo.root_dir)
+        self.incomplete = summary.incomplete(root, self.placer.placed_outputs.values())
 
 
 def _size_of(path: str) -> int:

@@ -1,0 +1,125 @@
+"""Pipelines over a partial data source: plain ``dvc repro``/``dvc exp run`` never record it as
+it is, and under ``dvc stream`` they run with the hooks (the issue's defects 1 and 2)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from .conftest import read_in_stream, stream
+
+FIRST = "data/raw/d0/f00000.bin"
+REFUSAL = (
+    "'data/raw' is only partly in the workspace: run it under `dvc stream`, or `dvc pull` it first"
+)
+TRACKED = ("data/raw.dvc", "dvc.lock", "count.txt")
+
+
+def _snapshot(repo) -> dict[str, bytes]:
+    return {name: (repo.root / name).read_bytes() for name in TRACKED}
+
+
+def _present(repo) -> list[str]:
+    return sorted(p.relative_to(repo.root).as_posix() for p in (repo.root / "data/raw").rglob("*"))
+
+
+def _edit_count(repo) -> None:
+    path = repo.root / "count.py"
+    path.write_text(path.read_text() + "# changed\n")
+
+
+def test_repro_keeps_a_partial_data_source(clone, tmp_path):
+    read_in_stream(clone, tmp_path, FIRST)
+    before = _snapshot(clone)
+    proc = clone.dvc("repro", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "Verifying data sources" not in proc.stdout + proc.stderr
+    assert _snapshot(clone) == before
+    assert _present(clone) == ["data/raw/d0", FIRST]
+
+
+def test_repro_refuses_a_stage_over_a_partial_dep(clone, tmp_path):
+    read_in_stream(clone, tmp_path, FIRST)
+    _edit_count(clone)
+    before = _snapshot(clone)
+    proc = clone.dvc("repro", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == [f"ERROR: failed to reproduce 'count': {REFUSAL}"], proc.stderr
+    assert _snapshot(clone) == before
+
+
+def test_repro_from_the_python_api_refuses_too(clone, tmp_path):
+    read_in_stream(clone, tmp_path, FIRST)
+    _edit_count(clone)
+    before = _snapshot(clone)
+    code = "from dvc.repo import Repo\nRepo('.').reproduce()\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=clone.root,
+        env=clone.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert REFUSAL in proc.stderr
+    assert _snapshot(clone) == before
+
+
+def test_exp_run_keeps_a_partial_data_source(clone, tmp_path):
+    read_in_stream(clone, tmp_path, FIRST)
+    before = _snapshot(clone)
+    proc = clone.dvc("exp", "run", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert _snapshot(clone) == before
+    assert _present(clone) == ["data/raw/d0", FIRST]
+
+
+def test_exp_run_refuses_a_stage_over_a_partial_dep(clone, tmp_path):
+    read_in_stream(clone, tmp_path, FIRST)
+    _edit_count(clone)
+    before = _snapshot(clone)
+    proc = clone.dvc("exp", "run", check=False)
+    assert proc.returncode != 0
+    assert REFUSAL in proc.stderr
+    assert _snapshot(clone) == before
+
+
+def test_stream_repro_runs_in_a_fresh_clone(clone, origin):
+    before = _snapshot(clone)
+    proc = stream(clone, sys.executable, "-m", "dvc", "repro", "-f", "count", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (clone.root / "count.txt").read_text() == origin.expected_count()
+    assert _snapshot(clone) == before  # the same data, the same dep hash
+    assert _present(clone) == ["data/raw/d0", FIRST]
+
+
+def test_stream_repro_records_a_changed_stage(clone, origin):
+    _edit_count(clone)
+    before = _snapshot(clone)
+    proc = stream(clone, sys.executable, "-m", "dvc", "repro", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (clone.root / "count.txt").read_text() == origin.expected_count()
+    after = _snapshot(clone)
+    assert after["data/raw.dvc"] == before["data/raw.dvc"]
+    assert after["dvc.lock"] != before["dvc.lock"]  # count.py's new hash
+    lock = after["dvc.lock"].decode()
+    assert _dep_md5(before["dvc.lock"].decode()) == _dep_md5(lock)
+    status = clone.dvc("status", check=False).stdout
+    assert "data/raw" not in status and "count" not in status, status
+
+
+def test_stream_exp_run_runs_in_a_fresh_clone(clone, origin):
+    _edit_count(clone)
+    proc = stream(clone, sys.executable, "-m", "dvc", "exp", "run", check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (clone.root / "count.txt").read_text() == origin.expected_count()
+
+
+def _dep_md5(lock: str) -> str:
+    import yaml
+
+    stage = yaml.safe_load(lock)["stages"]["count"]
+    (dep,) = [d for d in stage["deps"] if d["path"] == "data/raw"]
+    return dep["md5"]
