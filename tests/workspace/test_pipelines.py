@@ -49,6 +49,30 @@ def test_repro_refuses_a_stage_over_a_partial_dep(clone, tmp_path):
     assert _snapshot(clone) == before
 
 
+def test_repro_refuses_a_stage_over_a_tree_that_holds_a_partial_output(clone, tmp_path):
+    read_in_stream(clone, tmp_path, FIRST, "data/labels.csv")
+    code = "open('all.txt', 'w').write('x')"
+    clone.dvc(
+        "stage",
+        "add",
+        "-q",
+        "-n",
+        "all",
+        "-d",
+        "data",
+        "-o",
+        "all.txt",
+        f'{sys.executable} -c "{code}"',
+    )
+    before = _snapshot(clone)
+    proc = clone.dvc("repro", "all", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == [f"ERROR: failed to reproduce 'all': {REFUSAL}"], proc.stderr
+    assert _snapshot(clone) == before
+    assert not (clone.root / "all.txt").exists()
+
+
 def test_repro_from_the_python_api_refuses_too(clone, tmp_path):
     read_in_stream(clone, tmp_path, FIRST)
     _edit_count(clone)
