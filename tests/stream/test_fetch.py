@@ -79,13 +79,10 @@ def test_subset_fetches_only_what_is_opened(dvc_repo, latency_proxy, tmp_path):
     stats = json.loads(stats_file.read_text())
     assert stats["demand_files"] == 0 and stats["cached_files"] == 0
 
-    # DVC sees a partial checkout, and `dvc pull` completes it
-    status = dvc_repo.dvc("status", check=False)
-    assert "not in cache" in status.stdout + status.stderr, status
-    assert dvc_repo.dvc("status", "-q", check=False).returncode != 0
-    data_status = dvc_repo.dvc("data", "status", "--json").stdout
-    # NOTE: the workspace holds 3 of 500 files: to DVC, an uncommitted modification
-    assert json.loads(data_status)["uncommitted"]["modified"] == ["data/images/"], data_status
+    # DVC sees the partial directory as unchanged (tests/workspace), and `dvc pull` completes it
+    assert dvc_repo.dvc("status", "-q", check=False).returncode == 0
+    data_status = json.loads(dvc_repo.dvc("data", "status", "--json").stdout)
+    assert "uncommitted" not in data_status, data_status
     dvc_repo.dvc("pull", "-q")
     assert dvc_repo.tracked_files("data/images") == dataset.files
     assert dvc_repo.dvc("status", "-q", check=False).returncode == 0
