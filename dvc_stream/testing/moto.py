@@ -62,11 +62,16 @@ class MotoServer:
             self._client = client
         return client
 
-    def new_bucket(self, name: str | None = None) -> str:
-        """Create a fresh bucket (a unique name unless ``name`` is given) and return its name."""
+    def new_bucket(self, name: str | None = None, *, versioned: bool = False) -> str:
+        """Create a fresh bucket (a unique name unless ``name`` is given) and return its name;
+        ``versioned`` enables S3 object versioning on it."""
         if name is None:
             name = f"test-{next(_bucket_counter)}-{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=name)
+        client = self.client()
+        client.create_bucket(Bucket=name)
+        if versioned:
+            config = {"Status": "Enabled"}
+            client.put_bucket_versioning(Bucket=name, VersioningConfiguration=config)
         return name
 
     def stop(self) -> None:

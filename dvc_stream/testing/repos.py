@@ -83,7 +83,11 @@ def _rmtree(path: Path) -> None:
 
 
 class DvcRepo:
-    """A git + DVC repo whose default remote ``storage`` is an S3 bucket on a moto server."""
+    """A git + DVC repo whose default remote ``storage`` is an S3 bucket on a moto server.
+
+    ``git_root`` is set when the DVC project is a subdirectory of its git repo (a monorepo);
+    ``cloud_versioning`` is ``"version_aware"`` or ``"worktree"`` for a cloud-versioned remote.
+    """
 
     remote_name = REMOTE_NAME
 
@@ -94,12 +98,16 @@ class DvcRepo:
         remote_url: str,
         endpoint_url: str,
         site_cache_dir: Path,
+        git_root: Path | None = None,
+        cloud_versioning: str | None = None,
     ) -> None:
         self.root = Path(root)
         self.env = env
         self.remote_url = remote_url
         self.endpoint_url = endpoint_url
         self.site_cache_dir = Path(site_cache_dir)
+        self.git_root = Path(git_root) if git_root is not None else self.root
+        self.cloud_versioning = cloud_versioning
 
     def __repr__(self) -> str:
         return f"DvcRepo({str(self.root)!r}, remote={self.remote_url!r})"
@@ -155,7 +163,26 @@ class DvcRepo:
             self.push()
 
     def push(self) -> None:
+        """``dvc push``; on a cloud-versioned remote, also commit the version ids it records."""
         self.dvc("push", "-q")
+        if self.cloud_versioning and self.git("status", "--porcelain", "-uno", ".").stdout:
+            self.git("add", "-u", ".")
+            self.commit("record the cloud versions of the pushed files")
+
+    def import_repo(self, url: str | os.PathLike[str], path: str, out: str, *args: str) -> None:
+        """``dvc import <url> <path> -o <out>``, committed."""
+        self._import("import", os.fspath(url), path, "-o", out, *args, out=out)
+
+    def import_url(self, url: str, out: str, *args: str) -> None:
+        """``dvc import-url <url> <out>`` with this moto server as the endpoint, committed."""
+        config = ("--fs-config", f"endpointurl={self.endpoint_url}")
+        self._import("import-url", url, out, *config, *args, out=out)
+
+    def _import(self, *args: str, out: str) -> None:
+        (self.root / out).parent.mkdir(parents=True, exist_ok=True)
+        self.dvc(*args)
+        self.git("add", f"{out}.dvc", Path(out).parent / ".gitignore")
+        self.commit(f"import {out}")
 
     def commit(self, msg: str) -> None:
         self.git("commit", "-q", "--no-verify", "-m", msg)
@@ -189,15 +216,28 @@ class DvcRepo:
         _rmtree(self.site_cache_dir)
 
     def clone(self, dest: Path | None = None) -> DvcRepo:
-        """A real ``git clone`` with the committed remote config and its own site cache."""
+        """A real ``git clone`` with the committed remote config and its own site cache; for a
+        project in a subdirectory, the whole git repo is cloned and the project is returned."""
+        source = self.git_root
         if dest is None:
-            dest = self.root.parent / f"{self.root.name}-clone-{next(_clone_counter)}"
+            dest = source.parent / f"{source.name}-clone-{next(_clone_counter)}"
         dest = Path(dest)
-        run_git("clone", "-q", self.root, dest, cwd=dest.parent, env=self.env)
-        site_cache = _site_cache_for(dest)
+        run_git("clone", "-q", source, dest, cwd=dest.parent, env=self.env)
+        subdir = self.root.relative_to(source)
+        root = dest / subdir
+        site_cache = _site_cache_for(dest, subdir)
         env = {**self.env, "DVC_SITE_CACHE_DIR": str(site_cache)}
-        endpoint = _committed_endpoint(dest) or self.endpoint_url
-        return DvcRepo(dest, env, self.remote_url, endpoint, site_cache)
+        endpoint = _committed_endpoint(root) or self.endpoint_url
+        return DvcRepo(
+            root, env, self.remote_url, endpoint, site_cache, dest, self.cloud_versioning
+        )
+
+    def bare_clone(self, dest: Path | None = None) -> str:
+        """A bare clone of the git repo, as a ``file://`` URL that ``dvc import`` takes."""
+        source = self.git_root
+        dest = Path(dest or source.parent / f"{source.name}-{next(_clone_counter)}.git")
+        run_git("clone", "-q", "--bare", source, dest, cwd=dest.parent, env=self.env)
+        return dest.as_uri()
 
     def set_endpoint(self, endpoint_url: str) -> None:
         """Route the remote through another endpoint (e.g. a proxy) in ``.dvc/config.local``."""
@@ -228,8 +268,10 @@ class DvcRepo:
         }
 
 
-def _site_cache_for(root: Path) -> Path:
-    return root.parent / f"site-cache-{root.name}"
+def _site_cache_for(root: Path, subdir: Path | None = None) -> Path:
+    """Outside the git work tree, one per DVC project."""
+    suffix = "-".join(Path(subdir).parts) if subdir is not None else ""
+    return root.parent / "-".join(p for p in ("site-cache", root.name, suffix) if p)
 
 
 def _committed_endpoint(root: Path) -> str | None:
@@ -248,18 +290,38 @@ def _write_remote_config(root: Path, remote_url: str, endpoint_url: str) -> None
     conf.write()
 
 
-def make_repo(root: Path, moto: MotoServer, bucket: str | None = None) -> DvcRepo:
-    """git init + dvc init + default remote ``storage`` at ``s3://<bucket>/store``; committed."""
-    root = Path(root)
+def make_repo(
+    root: Path,
+    moto: MotoServer,
+    bucket: str | None = None,
+    *,
+    subdir: str | None = None,
+    cloud_versioning: str | None = None,
+) -> DvcRepo:
+    """git init + dvc init + default remote ``storage`` at ``s3://<bucket>/store``; committed.
+
+    With ``subdir``, ``root`` is the git repo (made if it is not one yet) and the DVC project is
+    ``root/subdir`` (``dvc init --subdir``). With ``cloud_versioning`` (``"version_aware"`` or
+    ``"worktree"``), the remote is set so, on a new bucket with versioning enabled.
+    """
+    git_root = Path(root)
+    root = git_root / subdir if subdir else git_root
     root.mkdir(parents=True, exist_ok=True)
-    bucket = bucket or moto.new_bucket()
-    site_cache = _site_cache_for(root)
-    config_dir = make_config_dir(root.parent)
+    if bucket is None:
+        bucket = moto.new_bucket(versioned=cloud_versioning is not None)
+    site_cache = _site_cache_for(git_root, Path(subdir) if subdir else None)
+    config_dir = make_config_dir(git_root.parent)
     env = dvc_env(config_dir=config_dir, DVC_SITE_CACHE_DIR=str(site_cache))
-    repo = DvcRepo(root, env, f"s3://{bucket}/store", moto.endpoint_url, site_cache)
-    repo.git("init", "-q")
-    repo.dvc("init", "-q")
+    remote_url = f"s3://{bucket}/store"
+    repo = DvcRepo(
+        root, env, remote_url, moto.endpoint_url, site_cache, git_root, cloud_versioning
+    )
+    if not (git_root / ".git").exists():
+        run_git("init", "-q", cwd=git_root, env=env)
+    repo.dvc("init", "-q", *(["--subdir"] if subdir else []))
     _write_remote_config(root, repo.remote_url, repo.endpoint_url)
+    if cloud_versioning:
+        repo.dvc("remote", "modify", REMOTE_NAME, cloud_versioning, "true")
     repo.git("add", ".dvc", ".dvcignore")
     repo.commit("init dvc")
     logger.debug("made %r", repo)
