@@ -1,11 +1,12 @@
 """``dvc append``: add files to a tracked directory without pulling it."""
 
 import logging
-from contextlib import contextmanager
 
 from dvc.cli import completion, formatter
 from dvc.cli.command import CmdBase
 from dvc.cli.utils import append_doc_link
+
+from dvc_stream.commands.logs import dvc_log_handlers
 
 logger = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ class CmdAppend(CmdBase):
     def run(self) -> int:
         from dvc_stream.appending.plan import append
 
-        with _dvc_log_handlers("dvc_stream"):
+        with dvc_log_handlers():
             append(
                 self.args.target,
                 self.args.sources,
@@ -36,23 +37,6 @@ class CmdAppend(CmdBase):
                 jobs=self.args.jobs,
             )
         return 0
-
-
-@contextmanager
-def _dvc_log_handlers(name: str):
-    # NOTE: DVC's CLI configures only the "dvc*" loggers; lend their handlers and level (which
-    # -q/-v set) to ours so the summary and the git hint show like DVC's own messages.
-    ours, dvcs = logging.getLogger(name), logging.getLogger("dvc")
-    handlers, level, propagate = ours.handlers[:], ours.level, ours.propagate
-    ours.handlers[:] = dvcs.handlers
-    ours.setLevel(dvcs.getEffectiveLevel())
-    ours.propagate = False
-    try:
-        yield
-    finally:
-        ours.handlers[:] = handlers
-        ours.setLevel(level)
-        ours.propagate = propagate
 
 
 def add_parser(subparsers, parent_parser):

@@ -26,20 +26,22 @@ Exit code: the command's own, or DVC's on a DVC failure."""
 
 class CmdStream(CmdBase):
     def run(self) -> int:
+        from dvc_stream.commands.logs import dvc_log_handlers
         from dvc_stream.stream.run import run_streaming
 
-        return run_streaming(
-            self.repo,
-            self.args.command,
-            remote=self.args.remote,
-            jobs=self.args.jobs,
-            stats_file=self.args.stats,
-            prefetch=self.args.prefetch,
-            prefetch_budget=self.args.prefetch_budget,
-            mount=self.args.mount or bool(self.args.mount_targets),
-            mount_targets=self.args.mount_targets,
-            quiet=self.args.quiet > 0,
-        )
+        with dvc_log_handlers():
+            return run_streaming(
+                self.repo,
+                self.args.command,
+                remote=self.args.remote,
+                jobs=self.args.jobs,
+                stats_file=self.args.stats,
+                prefetch=self.args.prefetch,
+                prefetch_budget=self.args.prefetch_budget,
+                mount=self.args.mount or bool(self.args.mount_targets),
+                mount_targets=self.args.mount_targets,
+                quiet=self.args.quiet > 0,
+            )
 
 
 def _size(text: str) -> int:

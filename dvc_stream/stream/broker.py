@@ -22,6 +22,7 @@ from dvc_stream.stream.object_sizes import SizeIndex
 from dvc_stream.stream.policy import budget_from_env, policy_from_env
 from dvc_stream.stream.prefetcher import Prefetcher
 from dvc_stream.stream.remotes import Remotes, jobs_for_latency, pull_jobs
+from dvc_stream.stream.sources import Sources
 from dvc_stream.stream.stats import Stats
 from dvc_stream.workspace.manifest import Manifest
 from dvc_stream.workspace.placement import Placer
@@ -51,7 +52,11 @@ class Broker:
         self.repo = repo
         self.thread_context = thread_context
         self.remotes = Remotes(repo, remote, jobs)
-        self.manifest = Manifest.from_repo(repo, remote, open_remote=self.remotes.odb)
+        self.sources = Sources(repo, self.remotes)
+        self._warned: set[str] = set()  # manifest errors already logged
+        self.manifest = Manifest.from_repo(repo, remote, read_entries=self.sources.entries)
+        for reason in self.manifest.skipped:
+            logger.warning("%s", reason)
         # NOTE: before the first request: files left there for another version are not served
         self.reconciled = reconcile(repo, self.manifest)
         self.stats = Stats()
@@ -77,7 +82,7 @@ class Broker:
         self.incomplete: list[Incomplete] = []  # directories left partial; set by close()
 
     def _default_jobs(self) -> int:
-        outputs = list(self.manifest.outputs.values())
+        outputs = [o for o in self.manifest.outputs.values() if self.sources.reads_remote(o)]
         if not outputs:
             return pull_jobs()
         first = outputs[0]
@@ -154,12 +159,18 @@ class Broker:
     def ref(self, tracked: TrackedFile) -> ObjectRef:
         output = tracked.output
         out = output.out
+        try:
+            source = self.sources.of(output)
+            store = source.store(tracked)
+        except ManifestError as exc:
+            self._warn_once(exc)
+            raise OSError(errno.EIO, f"dvc stream: {exc}", tracked.path) from None
         return ObjectRef(
             oid=tracked.oid,
             hash_name=out.hash_name,
             cache=out.cache,
-            remote=self.remotes.odb(output.remote, out.hash_name),
-            remote_name=self.remotes.name_for(output.remote),
+            remote=store,
+            remote_name=source.name,
             display=os.path.relpath(tracked.path, self.manifest.root),
         )
 
@@ -217,7 +228,15 @@ class Broker:
         try:
             return func(path)
         except ManifestError as exc:
+            self._warn_once(exc)
             raise OSError(errno.EIO, f"dvc stream: {exc}", path) from None
+
+    def _warn_once(self, exc: ManifestError) -> None:
+        # NOTE: os.walk() and glob() swallow the program's OSError: say it here too, once.
+        message = str(exc)
+        if message not in self._warned:
+            self._warned.add(message)
+            logger.warning("%s", message)
 
     def _size(self, tracked: TrackedFile) -> int:
         if tracked.size is not None:

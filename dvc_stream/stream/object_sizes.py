@@ -67,14 +67,30 @@ class SizeIndex:
         if not remote_refs:
             return
         unique = list({ref.oid: ref for ref in remote_refs}.values())
-        odb = unique[0].remote
-        paths = [odb.oid_to_path(ref.oid) for ref in unique]
+        # NOTE: the files of one directory usually share one store, but an import can span
+        # several outputs of its source, each with its own.
+        by_store: dict[int, list[ObjectRef]] = {}
+        for ref in unique:
+            by_store.setdefault(id(ref.remote), []).append(ref)
+        for refs in by_store.values():
+            self._fill_from_store(refs, asked=unique[0])
+
+    def _fill_from_store(self, refs: list[ObjectRef], asked: ObjectRef) -> None:
+        odb = refs[0].remote
+        paths, found = [], []
+        for ref in refs:
+            try:
+                paths.append(odb.oid_to_path(ref.oid))
+            except FileNotFoundError:
+                continue
+            found.append(ref)
         infos = odb.fs.info(paths, batch_size=self.jobs, return_exceptions=True)
-        for ref, info in zip(unique, infos, strict=True):
+        for ref, info in zip(found, infos, strict=True):
             if isinstance(info, FileNotFoundError):
                 continue
             if isinstance(info, BaseException):
-                if ref is unique[0]:
+                if ref is asked:
                     raise FetchError(ref.display, ref.remote_name, f"{info}") from info
                 continue
-            self._sizes[ref.oid] = int(info["size"])
+            if info.get("size") is not None:
+                self._sizes[ref.oid] = int(info["size"])

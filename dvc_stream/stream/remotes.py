@@ -60,7 +60,7 @@ class Remotes:
             odb = self._odbs.get(key)
             if odb is None:
                 odb = self.repo.cloud.get_remote_odb(key[0], "stream", hash_name=hash_name)
-                _size_connection_pool(odb, self.pool_size)
+                size_connection_pool(odb, self.pool_size)
                 self._odbs[key] = odb
         return odb
 
@@ -81,7 +81,8 @@ class Remotes:
             raise DvcStreamError(f"remote '{name}' is unreachable: {exc}") from exc
 
 
-def _size_connection_pool(odb: HashFileDB, size: int) -> None:
+def size_connection_pool(odb: HashFileDB, size: int) -> None:
+    """Let a store's S3 client keep ``size`` connections, before it is created."""
     # NOTE: only s3fs takes botocore's `config_kwargs`; other backends keep their defaults.
     fs_args = getattr(odb.fs, "fs_args", None)
     if odb.fs.protocol != "s3" or not isinstance(fs_args, dict) or "fs" in vars(odb.fs):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dvc_stream.hooks.resolver import DIR, FILE
+from dvc_stream.workspace.kinds import unstreamable
 from dvc_stream.workspace.trees import load_entries
 
 if TYPE_CHECKING:
@@ -22,7 +23,8 @@ if TYPE_CHECKING:
 
     from dvc.output import Output
     from dvc.repo import Repo
-    from dvc_data.hashfile.db import HashFileDB
+
+    from dvc_stream.workspace.trees import TreeEntry
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +52,17 @@ class DirTree:
 
     files: dict[str, tuple[str, bool]]  # relpath -> (md5, isexec)
     children: dict[str, dict[str, str]]  # reldir ("" for the top) -> name -> FILE or DIR
+    sizes: dict[str, int] = field(default_factory=dict)  # relpath -> size, where recorded
 
     @classmethod
     def from_entries(cls, entries) -> DirTree:
         files: dict[str, tuple[str, bool]] = {}
         children: dict[str, dict[str, str]] = {"": {}}
+        sizes: dict[str, int] = {}
         for entry in entries:
             files[entry.relpath] = (entry.md5, entry.isexec)
+            if entry.size is not None:
+                sizes[entry.relpath] = entry.size
             parent, _, name = entry.relpath.rpartition("/")
             children.setdefault(parent, {})[name] = FILE
             while parent:
@@ -67,7 +73,7 @@ class DirTree:
                 siblings[dirname] = DIR
                 children.setdefault(parent, {})
                 parent = grand
-        return cls(files, children)
+        return cls(files, children, sizes)
 
 
 @dataclass
@@ -80,7 +86,9 @@ class TrackedOutput:
     oid: str
     mtime: float
     remote: str | None
-    open_remote: Callable[[str | None, str], HashFileDB] | None = field(default=None, repr=False)
+    read_entries: Callable[[TrackedOutput], list[TreeEntry]] | None = field(
+        default=None, repr=False
+    )
     _tree: DirTree | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -92,21 +100,22 @@ class TrackedOutput:
                     self._tree = DirTree.from_entries(self._load_entries())
         return self._tree
 
-    def _load_entries(self):
-        odb = None
-        if self.open_remote is not None and not self.out.cache.exists(self.oid):
-            odb = self.open_remote(self.remote, self.out.hash_name)
-        return load_entries(self.out, self.remote, odb=odb)
+    def _load_entries(self) -> list[TreeEntry]:
+        if self.read_entries is not None:
+            return self.read_entries(self)
+        return load_entries(self.out, self.remote)
 
     def file(self, relpath: str) -> TrackedFile | None:
         if not self.isdir:
             if relpath:
                 return None
             return TrackedFile(self.path, self.oid, self, False, self.out.meta.size)
-        found = self.tree.files.get(relpath)
+        tree = self.tree
+        found = tree.files.get(relpath)
         if found is None:
             return None
-        return TrackedFile(os.path.join(self.path, relpath), found[0], self, found[1])
+        path = os.path.join(self.path, relpath)
+        return TrackedFile(path, found[0], self, found[1], tree.sizes.get(relpath))
 
     def children(self, relpath: str) -> dict[str, str] | None:
         if not self.isdir:
@@ -121,16 +130,23 @@ class TrackedOutput:
                 yield tracked
 
 
-def _is_streamable(out: Output) -> bool:
-    return bool(out.use_cache and out.hash_info and out.hash_info.value and out.is_in_repo)
+def _has_data(out: Output) -> bool:
+    """False for what ``dvc pull`` has nothing to do with: outputs never produced, or not
+    in the workspace (external)."""
+    if not out.is_in_repo:
+        return False
+    if not out.use_cache or out.stage.is_import:
+        return True  # NOTE: said to be unstreamable if absent, rather than ignored
+    return bool(out.hash_info and out.hash_info.value)
 
 
 class Manifest:
     """Every tracked output of the workspace, and the directories that lead to them."""
 
-    def __init__(self, outputs: list[TrackedOutput], root: str):
+    def __init__(self, outputs: list[TrackedOutput], root: str, skipped: list[str] | None = None):
         self.root = root
         self.outputs = {o.path: o for o in outputs}
+        self.skipped = skipped or []  # why absent outputs are not streamed, one line each
         self.ancestors: dict[str, dict[str, str]] = {}
         for output in outputs:
             path = output.path
@@ -147,13 +163,19 @@ class Manifest:
         cls,
         repo: Repo,
         remote: str | None = None,
-        open_remote: Callable[[str | None, str], HashFileDB] | None = None,
+        read_entries: Callable[[TrackedOutput], list[TreeEntry]] | None = None,
     ) -> Manifest:
         """``remote`` (``-r``) overrides every output's own ``remote:``, as in ``dvc pull``;
-        ``open_remote(name, hash_name)`` shares the caller's remote stores for reading trees."""
+        ``read_entries(output)`` reads a directory's tree from where its files come from."""
         outputs = []
+        skipped = []
         for out in repo.index.outs:
-            if not _is_streamable(out):
+            if not _has_data(out):
+                continue
+            reason = unstreamable(out)
+            if reason is not None:
+                if not os.path.lexists(out.fs_path):
+                    skipped.append(reason)
                 continue
             stage_file = out.stage.path
             try:
@@ -168,10 +190,10 @@ class Manifest:
                     oid=out.hash_info.value,
                     mtime=mtime,
                     remote=remote or out.remote,
-                    open_remote=open_remote,
+                    read_entries=read_entries,
                 )
             )
-        return cls(outputs, os.path.abspath(repo.root_dir))
+        return cls(outputs, os.path.abspath(repo.root_dir), skipped)
 
     def owner(self, path: str) -> tuple[TrackedOutput, str] | None:
         """The output that contains ``path`` and the posix relpath inside it."""

@@ -29,6 +29,7 @@ class TreeEntry:
     relpath: str  # posix, relative to the output
     md5: str
     isexec: bool = False
+    size: int | None = None  # known when the tree comes from ``files:`` entries, not a ``.dir``
 
 
 def remote_odb(out: Output, remote: str | None = None, command: str = "fetch") -> HashFileDB:
@@ -132,6 +133,31 @@ def load_entries(
 ) -> list[TreeEntry]:
     """Checked entries of a directory output, reading only its ``.dir`` object."""
     return parse_entries(read_dir_object(out, remote, odb=odb, cache=cache), str(out))
+
+
+def entries_of_tree(out: Output, tree: Tree, *, cache: bool = True) -> list[TreeEntry]:
+    """Checked entries of a tree built without its ``.dir`` object (from ``files:`` entries, or
+    by listing an import's source), which must be the tree ``out`` records.
+
+    With ``cache``, its ``.dir`` object is then added to the cache, as ``dvc pull`` leaves it.
+    """
+    where = str(out)
+    entries = []
+    for key, meta, hash_info in tree:
+        if hash_info is None or not hash_info.value:
+            raise ManifestError(f"'{'/'.join(key)}' has no recorded hash in '{where}'", where)
+        isexec = bool(meta and meta.isexec)
+        size = meta.size if meta else None
+        entries.append(TreeEntry("/".join(key), hash_info.value, isexec, size))
+    check_relpaths([e.relpath for e in entries], where)
+    raw = tree.as_bytes()
+    oid = out.hash_info.value
+    if hashlib.md5(raw).hexdigest() != oid.removesuffix(".dir"):
+        raise ManifestError(f"the files found for '{where}' are not its tree {oid}", where)
+    if cache and not out.cache.exists(oid):
+        out.cache.add_bytes(oid, raw)
+        out.cache.protect(out.cache.oid_to_path(oid))
+    return entries
 
 
 def load_tree(out: Output, remote: str | None = None, *, cache: bool = True) -> Tree:

@@ -1,0 +1,205 @@
+"""Where each output's files are read from: wherever ``dvc pull`` reads them.
+
+DVC decides it per output when it builds ``repo.index.data`` (``dvc/repo/index.py``,
+``_load_storage_from_out`` and ``_load_storage_from_import``):
+
+- the project's remote, objects by md5: ``dvc add``, stage outputs, and ``dvc import-url``
+  outputs, which ``dvc push`` pushes like any other;
+- a cloud-versioned remote (``version_aware`` or ``worktree``), or the URL of a
+  ``dvc import-url --version-aware``: each file by its path and the version id the ``.dvc`` file
+  records (``files:``);
+- the source repository of a ``dvc import``, which ``dvc push`` never pushes
+  (``repo_imports.py``).
+
+Each source hands the fetcher a store with ``fs`` and ``oid_to_path``, as an object store has,
+so that every file is still read with one request. A source is resolved on first use of its
+output: a run that never touches an import never opens its source repository.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+from dvc_stream.errors import ManifestError
+from dvc_stream.stream.remotes import size_connection_pool
+from dvc_stream.workspace.trees import entries_of_tree, load_entries
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+    from dvc_data.hashfile.tree import Tree
+    from dvc_data.index import FileStorage
+    from dvc_objects.fs.base import FileSystem
+
+    from dvc_stream.stream.remotes import Remotes
+    from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
+    from dvc_stream.workspace.trees import TreeEntry
+
+logger = logging.getLogger(__name__)
+
+
+class PathStore:
+    """Objects found by path (and version id) instead of by md5: an output's files on a
+    cloud-versioned remote, or in an import's source."""
+
+    def __init__(self, fs: FileSystem, path: str):
+        self.fs = fs
+        self.path = path
+        self._paths: dict[str, str] = {}
+        self._missing: dict[str, str] = {}
+
+    def add(self, oid: str, path: str) -> None:
+        self._paths.setdefault(oid, path)
+
+    def add_missing(self, oid: str, reason: str) -> None:
+        self._missing.setdefault(oid, reason)
+
+    def oid_to_path(self, oid: str) -> str:
+        try:
+            return self._paths[oid]
+        except KeyError:
+            reason = self._missing.get(oid, f"object {oid} has no recorded location")
+            raise FileNotFoundError(errno.ENOENT, reason) from None
+
+
+class Source:
+    """Where one output's files come from."""
+
+    name: str  # the remote or source, for messages
+
+    def store(self, tracked: TrackedFile):
+        raise NotImplementedError
+
+    def entries(self, output: TrackedOutput) -> list[TreeEntry]:
+        raise NotImplementedError
+
+
+class RemoteSource(Source):
+    """The project's remote: objects by md5, and ``.dir`` objects for directories."""
+
+    def __init__(self, remotes: Remotes, output: TrackedOutput):
+        self._remotes = remotes
+        self._remote = output.remote
+        self._hash_name = output.out.hash_name
+        self.name = remotes.name_for(output.remote)
+
+    def store(self, tracked: TrackedFile | None = None):
+        return self._remotes.odb(self._remote, self._hash_name)
+
+    def entries(self, output: TrackedOutput) -> list[TreeEntry]:
+        odb = None if output.out.cache.exists(output.oid) else self.store()
+        return load_entries(output.out, output.remote, odb=odb)
+
+
+class VersionedSource(Source):
+    """A cloud-versioned remote: each file by its path and the version id that the ``.dvc``
+    file records (``files:``, or ``cloud:`` for a single file)."""
+
+    def __init__(self, name: str, storage: FileStorage, output: TrackedOutput):
+        self.name = name
+        self._tree = output.out.get_obj() if output.isdir else None
+        self._store = PathStore(storage.fs, storage.path)
+        for key, entry in _index_entries(output, self._tree):
+            oid = entry.hash_info.value
+            try:
+                self._store.add(oid, storage.get(entry)[1])
+            except ValueError:  # NOTE: what DVC calls "missing cloud version information"
+                where = "/".join((str(output.out), *key))
+                self._store.add_missing(oid, f"'{where}' was never pushed to '{name}'")
+
+    def store(self, tracked: TrackedFile | None = None) -> PathStore:
+        return self._store
+
+    def entries(self, output: TrackedOutput) -> list[TreeEntry]:
+        return entries_of_tree(output.out, self._tree)
+
+
+def _index_entries(output: TrackedOutput, tree: Tree | None):
+    """(key in the output, data-index entry) of each file, keyed as in ``repo.index.data``."""
+    from dvc_data.index import DataIndexEntry
+
+    out = output.out
+    _, out_key = out.index_key
+    if tree is None:
+        yield (), DataIndexEntry(key=out_key, meta=out.meta, hash_info=out.hash_info)
+        return
+    for key, meta, hash_info in tree:
+        if hash_info is not None and hash_info.value:
+            yield key, DataIndexEntry(key=(*out_key, *key), meta=meta, hash_info=hash_info)
+
+
+class Sources:
+    """The source of each output, resolved on first use and kept for the run."""
+
+    def __init__(self, repo: Repo, remotes: Remotes):
+        self.repo = repo
+        self.remotes = remotes
+        self._sources: dict[str, Source | ManifestError] = {}
+        self._lock = threading.Lock()
+
+    def of(self, output: TrackedOutput) -> Source:
+        found = self._sources.get(output.path)
+        if found is None:
+            # NOTE: one lock for every resolution: they share DVC's repo objects, and each
+            # happens once per output.
+            with self._lock:
+                found = self._sources.get(output.path)
+                if found is None:
+                    found = self._sources[output.path] = self._resolve_or_error(output)
+        if isinstance(found, ManifestError):
+            raise found
+        return found
+
+    def entries(self, output: TrackedOutput) -> list[TreeEntry]:
+        return self.of(output).entries(output)
+
+    def store(self, tracked: TrackedFile):
+        return self.of(tracked.output).store(tracked)
+
+    def name(self, output: TrackedOutput) -> str:
+        return self.of(output).name
+
+    def reads_remote(self, output: TrackedOutput) -> bool:
+        """Whether ``output`` is read by md5 from the project's remote, told from the
+        configuration alone (``dvc import-url`` outputs are, but need not be: leave them out)."""
+        if output.out.stage.is_import:
+            return False
+        remote = self._project_remote(output)
+        return remote is None or not remote.fs.version_aware
+
+    def _resolve_or_error(self, output: TrackedOutput) -> Source | ManifestError:
+        try:
+            return self._resolve(output)
+        except ManifestError as exc:
+            return exc
+        except Exception as exc:
+            logger.debug("resolving the source of '%s' failed", output.out, exc_info=True)
+            where = str(output.out)
+            return ManifestError(f"cannot read the source of '{where}': {exc}", where)
+
+    def _resolve(self, output: TrackedOutput) -> Source:
+        out = output.out
+        if out.stage.is_repo_import:
+            from dvc_stream.stream.repo_imports import RepoImportSource
+
+            return RepoImportSource(output, self.remotes.pool_size)
+        remote = self._project_remote(output)
+        if remote is None or not remote.fs.version_aware:
+            return RemoteSource(self.remotes, output)
+        from dvc_data.index import FileStorage
+
+        _, key = out.index_key
+        storage = FileStorage(key, remote.fs, remote.path, prefix=())
+        source = VersionedSource(self.remotes.name_for(output.remote), storage, output)
+        size_connection_pool(source.store(), self.remotes.pool_size)
+        return source
+
+    def _project_remote(self, output: TrackedOutput):
+        from dvc.config import NoRemoteError
+
+        try:
+            return self.repo.cloud.get_remote(output.remote, "stream")
+        except NoRemoteError:
+            return None  # NOTE: the object store says so on first use, as it always did

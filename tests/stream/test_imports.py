@@ -1,0 +1,347 @@
+"""``dvc import`` and ``dvc import-url`` outputs stream from wherever ``dvc pull`` reads them."""
+
+from __future__ import annotations
+
+import pytest
+
+from dvc_stream.testing.proxy import LatencyProxy
+from dvc_stream.testing.repos import file_content, make_repo
+
+from .conftest import last_json, md5, object_gets, stream_python, write_script
+
+WALK = r"""
+import hashlib, json, os, sys
+out = {}
+for root in sys.argv[1:]:
+    paths = [root] if os.path.isfile(root) else [
+        os.path.join(top, name) for top, _dirs, files in os.walk(root) for name in files
+    ]
+    for path in paths:
+        size = os.stat(path).st_size
+        with open(path, "rb") as fobj:
+            data = fobj.read()
+        rel = os.path.relpath(path, root).replace(os.sep, "/")
+        out[rel if rel != "." else root] = [size, hashlib.md5(data).hexdigest()]
+print(json.dumps(out))
+"""
+
+READ = r"""
+import hashlib, json, sys
+out = {}
+for path in sys.argv[1:]:
+    with open(path, "rb") as fobj:
+        out[path] = hashlib.md5(fobj.read()).hexdigest()
+print(json.dumps(out))
+"""
+
+LISTDIR = r"""
+import os, sys
+try:
+    print(sorted(os.listdir(sys.argv[1])))
+except OSError as exc:
+    print(f"{type(exc).__name__}: {exc}")
+"""
+
+NOTES = b"kept in git, not in DVC\n"
+
+
+def _expected(files: dict[str, bytes], prefix: str = "") -> dict[str, list]:
+    return {
+        rel[len(prefix) :]: [len(data), md5(data)]
+        for rel, data in files.items()
+        if rel.startswith(prefix)
+    }
+
+
+def _gets_in(log: list[tuple[str, str]], bucket: str) -> list[str]:
+    return [path for path in object_gets(log) if path.startswith(f"/{bucket}/")]
+
+
+def _bucket(repo) -> str:
+    return repo.remote_url.removeprefix("s3://").split("/", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def proxy(moto_server):
+    with LatencyProxy(moto_server.host, moto_server.port) as proxy:
+        yield proxy
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, moto_server, proxy):
+    """A data registry with its own remote, read through ``proxy`` (its committed endpoint)."""
+    base = tmp_path_factory.mktemp("imports")
+    registry = make_repo(base / "registry", moto_server)
+    dataset = registry.make_dataset("dataset", nfiles=40, size=300, depth=1, fanout=4)
+    parts = {
+        name: registry.make_dataset(f"multi/{name}", nfiles=3, size=50, seed=seed)
+        for seed, name in enumerate(("a", "b"), start=1)
+    }
+    model = file_content(9, "model", 2000)
+    registry.add_file("model.bin", model)
+    (registry.root / "docs").mkdir()
+    (registry.root / "docs" / "notes.txt").write_bytes(NOTES)
+    registry.git("add", "docs")
+    registry.dvc("remote", "modify", registry.remote_name, "endpointurl", proxy.endpoint_url)
+    registry.git("add", ".dvc/config")
+    registry.commit("read the registry through the proxy")
+    return registry, dataset, parts, model
+
+
+@pytest.fixture(scope="module")
+def versioned_registry(tmp_path_factory, moto_server, proxy):
+    """A registry whose remote is cloud-versioned, read through ``proxy``."""
+    base = tmp_path_factory.mktemp("versioned")
+    registry = make_repo(base / "registry", moto_server, cloud_versioning="version_aware")
+    dataset = registry.make_dataset("dataset", nfiles=6, size=120, seed=5)
+    registry.dvc("remote", "modify", registry.remote_name, "endpointurl", proxy.endpoint_url)
+    registry.git("add", ".dvc/config")
+    registry.commit("read the registry through the proxy")
+    return registry, dataset
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, moto_server, registry, versioned_registry):
+    """A project importing from the registries by path and by git URL, pushed; and from a
+    repo that imported from the registry itself (a chain)."""
+    registry_repo, *_ = registry
+    base = tmp_path_factory.mktemp("project")
+    middle = make_repo(base / "middle", moto_server)
+    middle.import_repo(registry_repo.root, "dataset", "data/ds")
+    project = make_repo(base / "project", moto_server)
+    url = registry_repo.bare_clone()
+    project.import_repo(middle.root, "data/ds", "data/chained")
+    project.import_repo(versioned_registry[0].root, "dataset", "data/versioned")
+    project.import_repo(registry_repo.root, "dataset", "data/imported")
+    project.import_repo(url, "dataset", "data/by-url")
+    project.import_repo(url, "dataset/d1", "data/part")
+    project.import_repo(registry_repo.root, "model.bin", "data/model.bin")
+    project.import_repo(registry_repo.root, "multi", "data/multi")
+    project.import_repo(registry_repo.root, "docs", "data/docs")
+    project.import_repo(registry_repo.root, "dataset/d2", "data/later", "--no-download")
+    project.push()
+    return project
+
+
+@pytest.mark.parametrize("out", ["data/imported", "data/by-url"])
+def test_import_streams_from_the_source_remote(project, registry, proxy, tmp_path, out):
+    registry_repo, dataset, *_ = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, out)
+
+    assert last_json(proc) == _expected(dataset.files)
+    gets = _gets_in(proxy.request_log, _bucket(registry_repo))
+    assert sorted(gets) == sorted(set(gets)) and len(gets) == dataset.nfiles
+    assert _gets_in(proxy.request_log, _bucket(project)) == []
+    assert clone.tracked_files(out) == dataset.files
+    status = clone.dvc("status", out)
+    assert "up to date" in status.stdout, status.stdout
+
+
+def test_reading_an_imported_file_is_one_request(project, registry, proxy, tmp_path):
+    registry_repo, dataset, *_ = registry
+    clone = project.clone()
+    chosen = sorted(dataset.files)[:5]
+    script = write_script(tmp_path, "read.py", READ)
+    paths = [f"data/imported/{rel}" for rel in chosen]
+    clone.dvc("data", "status")  # NOTE: DVC's own first look at the clone, not counted
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, *paths)
+
+    assert last_json(proc) == {
+        p: md5(dataset.files[r]) for p, r in zip(paths, chosen, strict=True)
+    }
+    data_requests = [(method, path) for method, path in proxy.request_log if "/files/md5/" in path]
+    objects = [(m, p) for m, p in data_requests if not p.split("?")[0].endswith(".dir")]
+    assert [m for m, _ in objects] == ["GET"] * len(chosen), proxy.request_log
+    assert len(data_requests) - len(objects) <= 2  # the .dir object: HEAD + GET at most
+    assert all(p.startswith(f"/{_bucket(registry_repo)}/") for _, p in data_requests)
+
+
+def test_stream_gives_what_pull_gives(project, tmp_path):
+    pulled = project.clone()
+    pulled.dvc("pull")
+    streamed = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+    outs = ["data/imported", "data/by-url", "data/part", "data/multi", "data/docs"]
+    outs += ["data/chained", "data/versioned"]
+
+    proc = stream_python(streamed, script, "data/model.bin", *outs, options=())
+
+    assert proc.returncode == 0, proc.stderr
+    for out in outs:
+        assert streamed.tracked_files(out) == pulled.tracked_files(out), out
+    model = "data/model.bin"
+    assert (streamed.root / model).read_bytes() == (pulled.root / model).read_bytes()
+    assert streamed.dvc("status").stdout == pulled.dvc("status").stdout
+
+
+def test_import_of_an_import_reads_the_storage_at_the_end(project, registry, proxy, tmp_path):
+    registry_repo, dataset, *_ = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, "data/chained")
+
+    assert last_json(proc) == _expected(dataset.files)
+    gets = _gets_in(proxy.request_log, _bucket(registry_repo))
+    assert len(gets) == len(set(gets)) == dataset.nfiles
+
+
+def test_import_from_a_versioned_remote_reads_by_version(
+    project, versioned_registry, proxy, tmp_path
+):
+    registry_repo, dataset = versioned_registry
+    clone = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, "data/versioned")
+
+    assert last_json(proc) == _expected(dataset.files)
+    bucket = _bucket(registry_repo)
+    gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/store/")]
+    assert len(gets) == dataset.nfiles and all("versionId=" in p for p in gets), gets
+
+
+def test_import_of_part_of_an_output(project, registry, tmp_path):
+    _, dataset, *_ = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+    proc = stream_python(clone, script, "data/part")
+    assert last_json(proc) == _expected(dataset.files, "d1/")
+    # NOTE: the source has no .dir object for d1/: the tree was listed, checked, and cached
+    tree = clone.dvc("cache", "dir").stdout.strip()
+    oid = (clone.root / "data/part.dvc").read_text().split("md5: ")[2].split()[0]
+    assert (clone.root / tree / "files/md5" / oid[:2] / oid[2:]).exists()
+
+
+def test_import_spanning_outputs_and_git(project, registry, tmp_path):
+    registry_repo, _, parts, _ = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+    proc = stream_python(clone, script, "data/multi", "data/docs")
+    expected = {
+        f"{name}/{rel}": [len(data), md5(data)]
+        for name, part in parts.items()
+        for rel, data in part.files.items()
+    }
+    ignore = (registry_repo.root / "multi/.gitignore").read_bytes()  # in git, imported too
+    expected[".gitignore"] = [len(ignore), md5(ignore)]
+    expected["notes.txt"] = [len(NOTES), md5(NOTES)]
+    assert last_json(proc) == expected
+
+
+def test_imported_file(project, registry, tmp_path):
+    *_, model = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "read.py", READ)
+    proc = stream_python(clone, script, "data/model.bin")
+    assert last_json(proc) == {"data/model.bin": md5(model)}
+
+
+def test_unreachable_source_is_said(project, tmp_path):
+    clone = project.clone()
+    dvcfile = clone.root / "data/imported.dvc"
+    text = dvcfile.read_text()
+    url = next(line for line in text.splitlines() if line.strip().startswith("url:"))
+    dvcfile.write_text(text.replace(url, url.split("url:")[0] + f"url: {tmp_path / 'gone'}"))
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+
+    proc = stream_python(clone, script, "data/imported")
+
+    assert proc.stdout.startswith("OSError: "), proc.stdout
+    assert "data/imported" in proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, proc.stderr
+    assert "cannot read the source of 'data/imported'" in warnings[0]
+    assert not (clone.root / "data/imported").exists()
+
+
+def test_no_download_repo_import_is_said_and_left_alone(project, registry, tmp_path):
+    _, dataset, *_ = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+
+    proc = stream_python(clone, script, "data/later")
+
+    assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert warnings == [
+        "WARNING: 'data/later' is not streamed: it was imported with --no-download, so no hash "
+        "of it is recorded yet; run `dvc pull data/later` instead"
+    ]
+    clone.dvc("pull", "data/later")
+    assert clone.tracked_files("data/later") == {
+        rel.removeprefix("d2/"): data for rel, data in dataset.files.items() if rel[:3] == "d2/"
+    }
+
+
+# -- dvc import-url -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def url_source(moto_server):
+    bucket = moto_server.new_bucket(versioned=True)
+    files = {f"sub/f{i}.txt": file_content(i, "url", 100 + i) for i in range(4)}
+    for rel, data in files.items():
+        moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{rel}", Body=data)
+    return bucket, files
+
+
+def test_import_url_streams_from_the_project_remote(dvc_repo, url_source, moto_server, tmp_path):
+    bucket, files = url_source
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/url")
+    dvc_repo.push()
+    # NOTE: `dvc pull` reads the pushed copy, not the URL, which may change meanwhile
+    for rel in files:
+        moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{rel}", Body=b"new")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proc = stream_python(clone, script, "data/url")
+
+    assert last_json(proc) == _expected(files)
+
+
+def test_import_url_not_pushed_is_said(dvc_repo, url_source, tmp_path):
+    bucket, _ = url_source
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/url")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+
+    proc = stream_python(clone, script, "data/url")
+
+    assert proc.stdout.startswith("OSError: "), proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, proc.stderr
+    assert "'data/url'" in warnings[0] and "neither in the cache nor on the remote" in warnings[0]
+
+
+@pytest.mark.parametrize("flag", ["--no-download", "--version-aware"])
+def test_import_url_read_from_its_url_is_said_and_left_alone(dvc_repo, url_source, tmp_path, flag):
+    bucket, files = url_source
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", flag)
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+
+    proc = stream_python(clone, script, "data/later")
+
+    assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    why = {
+        "--no-download": "it was imported with --no-download, so no hash of it is recorded yet",
+        "--version-aware": f"`dvc pull` reads it from 's3://{bucket}/prefix', which records no "
+        "md5 hashes to check its files against",
+    }[flag]
+    assert warnings == [
+        f"WARNING: 'data/later' is not streamed: {why}; run `dvc pull data/later` instead"
+    ]
+    assert not (clone.root / "data/later").exists()
+    clone.dvc("pull", "data/later")
+    assert clone.tracked_files("data/later") == files
