@@ -544,3 +544,33 @@ def test_failed_push_via_api_raises_push_error(
     with pytest.raises(PushError, match="new objects are in the local cache") as excinfo:
         append("data/images", [src], repo=in_repo.root, push=True, jobs=2)
     assert md5(src.read_bytes()) in excinfo.value.failed
+
+
+@pytest.mark.parametrize("kind", ["import", "import-url"])
+def test_append_into_an_import_is_refused(dvc_repo, moto_server, tmp_path, kind):
+    from dvc_stream.testing import make_repo
+
+    if kind == "import":
+        registry = make_repo(tmp_path / "registry", moto_server)
+        registry.make_dataset("dataset", nfiles=4, size=50)
+        dvc_repo.import_repo(registry.root, "dataset", "data/imported")
+    else:
+        bucket = moto_server.new_bucket()
+        moto_server.client().put_object(Bucket=bucket, Key="prefix/a.bin", Body=b"a")
+        dvc_repo.import_url(f"s3://{bucket}/prefix", "data/imported")
+    dvc_repo.push()
+    sources = tmp_path / "sources"
+    new_files(sources, 2)
+    before = snapshot(dvc_repo.root, sources), bucket_keys(moto_server, dvc_repo)
+
+    proc = dvc_repo.dvc(
+        "append", "data/imported", *sorted(sources.iterdir()), "--push", check=False
+    )
+
+    assert proc.returncode == 255, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("ERROR: 'data/imported' is imported from "), errors[0]
+    assert "appending would break the import" in errors[0]
+    assert "`dvc update data/imported`" in errors[0]
+    assert (snapshot(dvc_repo.root, sources), bucket_keys(moto_server, dvc_repo)) == before

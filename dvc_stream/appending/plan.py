@@ -197,7 +197,11 @@ def _check_output(out: Output) -> None:
             f"'{stage.relpath}': `dvc repro` would overwrite the appended files"
         )
     if stage.is_import:
-        raise AppendError(f"'{out}' is imported by '{stage.relpath}'; use `dvc update` instead")
+        raise AppendError(
+            f"'{out}' is imported from '{stage.deps[0]}' by '{stage.relpath}': appending would "
+            "break the import (DVC fetches it from its source, which lacks the new files, and "
+            f"`dvc update` replaces it); add them to the source, then run `dvc update {out}`"
+        )
     if not out.use_cache:
         raise AppendError(f"'{out}' is not cached by DVC (cache: false)")
     if not out.hash_info:
