@@ -29,7 +29,8 @@ class CmdStream(CmdBase):
         from dvc_stream.commands.logs import dvc_log_handlers
         from dvc_stream.stream.run import run_streaming
 
-        with dvc_log_handlers():
+        # NOTE: DVC writes INFO to stdout, which is the command's own: warnings and errors only.
+        with dvc_log_handlers(floor=logging.WARNING):
             return run_streaming(
                 self.repo,
                 self.args.command,

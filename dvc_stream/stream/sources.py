@@ -5,9 +5,8 @@ DVC decides it per output when it builds ``repo.index.data`` (``dvc/repo/index.p
 
 - the project's remote, objects by md5: ``dvc add``, stage outputs, and ``dvc import-url``
   outputs, which ``dvc push`` pushes like any other;
-- a cloud-versioned remote (``version_aware`` or ``worktree``), or the URL of a
-  ``dvc import-url --version-aware``: each file by its path and the version id the ``.dvc`` file
-  records (``files:``);
+- a cloud-versioned remote (``version_aware`` or ``worktree``): each file by its path and the
+  version id the ``.dvc`` file records (``files:``);
 - the source repository of a ``dvc import``, which ``dvc push`` never pushes
   (``repo_imports.py``).
 
@@ -99,6 +98,7 @@ class VersionedSource(Source):
 
     def __init__(self, name: str, storage: FileStorage, output: TrackedOutput):
         self.name = name
+        # NOTE: built from `files:`; from the cache for a directory never pushed to this remote
         self._tree = output.out.get_obj() if output.isdir else None
         self._store = PathStore(storage.fs, storage.path)
         for key, entry in _index_entries(output, self._tree):
@@ -113,7 +113,24 @@ class VersionedSource(Source):
         return self._store
 
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
+        if self._tree is None:
+            where = str(output.out)
+            raise ManifestError(
+                f"the tree of '{where}' is not in the cache and was never pushed to '{self.name}'",
+                where,
+            )
         return entries_of_tree(output.out, self._tree)
+
+
+def _causes(exc: BaseException) -> str:
+    """``exc`` and what caused it, joined as DVC's CLI shows an error."""
+    messages = []
+    while exc is not None and len(messages) < 5:
+        text = str(exc)
+        if text and text not in messages:
+            messages.append(text)
+        exc = exc.__cause__
+    return " - ".join(messages)
 
 
 def _index_entries(output: TrackedOutput, tree: Tree | None):
@@ -122,10 +139,10 @@ def _index_entries(output: TrackedOutput, tree: Tree | None):
 
     out = output.out
     _, out_key = out.index_key
-    if tree is None:
+    if not output.isdir:
         yield (), DataIndexEntry(key=out_key, meta=out.meta, hash_info=out.hash_info)
         return
-    for key, meta, hash_info in tree:
+    for key, meta, hash_info in tree or ():
         if hash_info is not None and hash_info.value:
             yield key, DataIndexEntry(key=(*out_key, *key), meta=meta, hash_info=hash_info)
 
@@ -177,7 +194,7 @@ class Sources:
         except Exception as exc:
             logger.debug("resolving the source of '%s' failed", output.out, exc_info=True)
             where = str(output.out)
-            return ManifestError(f"cannot read the source of '{where}': {exc}", where)
+            return ManifestError(f"cannot read the source of '{where}': {_causes(exc)}", where)
 
     def _resolve(self, output: TrackedOutput) -> Source:
         out = output.out

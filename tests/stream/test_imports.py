@@ -177,7 +177,7 @@ def test_stream_gives_what_pull_gives(project, tmp_path):
         assert streamed.tracked_files(out) == pulled.tracked_files(out), out
     model = "data/model.bin"
     assert (streamed.root / model).read_bytes() == (pulled.root / model).read_bytes()
-    assert streamed.dvc("status").stdout == pulled.dvc("status").stdout
+    assert streamed.dvc("status", *outs).stdout == pulled.dvc("status", *outs).stdout
 
 
 def test_import_of_an_import_reads_the_storage_at_the_end(project, registry, proxy, tmp_path):
@@ -257,9 +257,10 @@ def test_unreachable_source_is_said(project, tmp_path):
 
     assert proc.stdout.startswith("OSError: "), proc.stdout
     assert "data/imported" in proc.stdout
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
-    assert len(warnings) == 1, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "'data/imported'" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING: "), proc.stderr
     assert "cannot read the source of 'data/imported'" in warnings[0]
+    assert str(tmp_path / "gone") in warnings[0]  # what DVC could not open
     assert not (clone.root / "data/imported").exists()
 
 
