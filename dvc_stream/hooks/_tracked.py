@@ -73,7 +73,7 @@ else:  # pragma: no cover
 
 def candidate(path: Any, get: Callable[[], Resolver | None]) -> str | None:
     """The absolute path if the resolver should be asked about ``path``, else None."""
-    if _tls.busy:
+    if _tls.busy or isinstance(path, int):  # NOTE: a file descriptor is never tracked
         return None
     try:
         if type(path) is not str:
@@ -118,17 +118,18 @@ def absent_entry(path: Any, get: Callable) -> tuple[str, Entry] | None:
     return None if entry is None else (abs_path, entry)
 
 
-def kind_of(path: Any, original: Callable[[Any], bool], get: Callable) -> str | bool:
-    """For ``os.path.exists`` and its kin: True if ``original(path)`` holds, else the tracked
-    kind of ``path`` (FILE, DIR), else False. A tracked file's kind needs no size request."""
+def kind_of(original: Callable[..., bool], args: tuple, kwargs: dict, get: Callable) -> str | bool:
+    """For ``os.path.exists`` and its kin: True if ``original(*args, **kwargs)`` holds, else the
+    tracked kind of the path (FILE, DIR), else False. A tracked file's kind needs no size
+    request."""
     tls = _tls
     busy, tls.busy = tls.busy, True  # NOTE: Guard inlined: this runs for every path
     try:
-        if original(path):
+        if original(*args, **kwargs):
             return True
     finally:
         tls.busy = busy
-    abs_path = candidate(path, get)
+    abs_path = candidate(args[0] if args else kwargs.get("path"), get)
     if abs_path is None:
         return False
     try:

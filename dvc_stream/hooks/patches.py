@@ -1,11 +1,14 @@
 """The one table of what the hooks patch, and the replacement functions.
 
-Every file-system replacement first calls the original. Only when the original says the path is
-missing (``FileNotFoundError``), or lists a directory that may hold tracked names, does it ask
-the ``Resolver``, and only for paths that ``Resolver.is_candidate`` accepts. The local copy wins.
-One entry is not about paths: PyTorch's ``DataLoader``, patched when torch is imported, hints its
-sampler's order (``read_order``). Standard library only: this module must import without dvc, on
-Python 3.10 to 3.13.
+Every file-system replacement first calls the original, with the arguments as they came
+(``*args, **kwargs``), so that an invalid call fails there with the original's own message. Only
+when the original says the path is missing (``FileNotFoundError``), or lists a directory that may
+hold tracked names, does it ask the ``Resolver``, and only for paths that
+``Resolver.is_candidate`` accepts. The local copy wins. Where no tracked path is involved,
+nothing tells a replacement from its original (``_lookalike``). One entry is not about paths:
+PyTorch's ``DataLoader``, patched when torch is imported, hints its sampler's order
+(``read_order``). Standard library only: this module must import without dvc, on Python 3.10 to
+3.13.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from . import _stat, _tracked, read_order
+from . import _lookalike, _stat, _tracked, read_order
 from ._tracked import use_original
 from .resolver import DIR, FILE
 
@@ -43,6 +46,8 @@ _saved: list[tuple[Any, str, Any]] = []
 # one replacement per (factory, original), and what each replacement stands for, while installed
 _made: dict[tuple[Any, int], Any] = {}
 _replaced: dict[int, Any] = {}  # id(replacement) -> the raw value it replaced
+# (os.supports_* set, replacement added to it); in install order
+_joined: list[tuple[set, Any]] = []
 _MISSING = object()
 
 # NOTE: captured at import, before install(): the hooks' own I/O never goes through the hooks.
@@ -77,28 +82,32 @@ class Patch(NamedTuple):
 
 
 def _make_open(original: Callable, get: Callable) -> Callable:
-    def open(
-        file,
-        mode="r",
-        buffering=-1,
-        encoding=None,
-        errors=None,
-        newline=None,
-        closefd=True,
-        opener=None,
-    ):
+    def open(*args, **kwargs):
+        mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
         if type(mode) is str and ("a" in mode or "x" in mode):
-            _tracked.before_create(file, "x" in mode, get)
+            _tracked.before_create(_arg(args, kwargs, 0, "file"), "x" in mode, get)
         try:
-            return original(file, mode, buffering, encoding, errors, newline, closefd, opener)
+            return original(*args, **kwargs)
         except FileNotFoundError:
             creating = type(mode) is str and ("w" in mode or "a" in mode or "x" in mode)
-            retry = _tracked.retry_path(file, creating, get)
+            retry = _tracked.retry_path(_arg(args, kwargs, 0, "file"), creating, get)
             if retry is None:
                 raise
-        return original(retry, mode, buffering, encoding, errors, newline, closefd, opener)
+        return _call_with(original, args, kwargs, "file", retry)
 
     return open
+
+
+def _arg(args: tuple, kwargs: dict, index: int, name: str) -> Any:
+    """The argument at ``index``, or passed by ``name``; None if absent."""
+    return args[index] if len(args) > index else kwargs.get(name)
+
+
+def _call_with(original: Callable, args: tuple, kwargs: dict, name: str, first: Any) -> Any:
+    """``original`` called again with its first argument (``name``) replaced by ``first``."""
+    if args:
+        return original(first, *args[1:], **kwargs)
+    return original(**{**kwargs, name: first})
 
 
 def _make_fileio(original: type, get: Callable) -> type:
@@ -112,17 +121,18 @@ def _make_fileio(original: type, get: Callable) -> type:
     # NOTE: a subclass, so ``io.FileIO(path)`` can fetch; isinstance checks against the patched
     # name still accept every real FileIO through the metaclass.
     class FileIO(original, metaclass=_Meta):
-        def __init__(self, file, mode="r", closefd=True, opener=None):
+        def __init__(self, *args, **kwargs):
+            mode = args[1] if len(args) > 1 else kwargs.get("mode", "r")
             if type(mode) is str and ("a" in mode or "x" in mode):
-                _tracked.before_create(file, "x" in mode, get)
+                _tracked.before_create(_arg(args, kwargs, 0, "file"), "x" in mode, get)
             try:
-                return original.__init__(self, file, mode, closefd, opener)
+                return super().__init__(*args, **kwargs)
             except FileNotFoundError:
                 creating = type(mode) is str and ("w" in mode or "a" in mode or "x" in mode)
-                retry = _tracked.retry_path(file, creating, get)
+                retry = _tracked.retry_path(_arg(args, kwargs, 0, "file"), creating, get)
                 if retry is None:
                     raise
-            return original.__init__(self, retry, mode, closefd, opener)
+            return _call_with(super().__init__, args, kwargs, "file", retry)
 
     return FileIO
 
@@ -131,17 +141,20 @@ _CREATE_FLAGS = os.O_CREAT | os.O_TRUNC
 
 
 def _make_os_open(original: Callable, get: Callable) -> Callable:
-    def open(path, flags, mode=0o777, *, dir_fd=None):
-        if flags & _CREATE_FLAGS == os.O_CREAT and dir_fd is None:
-            _tracked.before_create(path, bool(flags & os.O_EXCL), get)
+    def open(*args, **kwargs):
+        flags = _arg(args, kwargs, 1, "flags")
+        dir_fd = kwargs.get("dir_fd")
+        if type(flags) is int and flags & _CREATE_FLAGS == os.O_CREAT and dir_fd is None:
+            _tracked.before_create(_arg(args, kwargs, 0, "path"), bool(flags & os.O_EXCL), get)
         try:
-            return original(path, flags, mode, dir_fd=dir_fd)
+            return original(*args, **kwargs)
         except FileNotFoundError:
             creating = bool(flags & os.O_CREAT)
+            path = _arg(args, kwargs, 0, "path")
             retry = None if dir_fd is not None else _tracked.retry_path(path, creating, get)
             if retry is None:
                 raise
-        return original(retry, flags, mode)
+        return _call_with(original, args, kwargs, "path", retry)
 
     return open
 
@@ -150,14 +163,12 @@ def _make_os_open(original: Callable, get: Callable) -> Callable:
 
 
 def _make_stat(original: Callable, get: Callable) -> Callable:
-    def stat(path, *, dir_fd=None, follow_symlinks=True):
+    def stat(*args, **kwargs):
         try:
-            if dir_fd is None and follow_symlinks is True:
-                return original(path)
-            return original(path, dir_fd=dir_fd, follow_symlinks=follow_symlinks)
+            return original(*args, **kwargs)
         except FileNotFoundError:
-            if dir_fd is None:
-                result = _tracked.tracked_stat(path, get)
+            if kwargs.get("dir_fd") is None:
+                result = _tracked.tracked_stat(_arg(args, kwargs, 0, "path"), get)
                 if result is not None:
                     return result
             raise
@@ -165,75 +176,58 @@ def _make_stat(original: Callable, get: Callable) -> Callable:
     return stat
 
 
-def _make_lstat(original: Callable, get: Callable) -> Callable:
-    def lstat(path, *, dir_fd=None):
-        try:
-            if dir_fd is None:
-                return original(path)
-            return original(path, dir_fd=dir_fd)
-        except FileNotFoundError:
-            if dir_fd is None:
-                result = _tracked.tracked_stat(path, get)
-                if result is not None:
-                    return result
-            raise
-
-    return lstat
-
-
 def _make_exists(original: Callable, get: Callable) -> Callable:
-    def exists(path):
-        return _tracked.kind_of(path, original, get) is not False
+    def exists(*args, **kwargs):
+        return _tracked.kind_of(original, args, kwargs, get) is not False
 
     return exists
 
 
 def _make_isfile(original: Callable, get: Callable) -> Callable:
-    def isfile(path):
-        found = _tracked.kind_of(path, original, get)
+    def isfile(*args, **kwargs):
+        found = _tracked.kind_of(original, args, kwargs, get)
         return found is True or found == FILE
 
     return isfile
 
 
 def _make_isdir(original: Callable, get: Callable) -> Callable:
-    def isdir(path):
-        found = _tracked.kind_of(path, original, get)
+    def isdir(*args, **kwargs):
+        found = _tracked.kind_of(original, args, kwargs, get)
         return found is True or found == DIR
 
     return isdir
 
 
 def _make_access(original: Callable, get: Callable) -> Callable:
-    def access(path, mode, *, dir_fd=None, effective_ids=False, follow_symlinks=True):
-        kwargs = {"dir_fd": dir_fd, "effective_ids": effective_ids}
-        if original(path, mode, follow_symlinks=follow_symlinks, **kwargs):
+    def access(*args, **kwargs):
+        if original(*args, **kwargs):
             return True
-        if dir_fd is not None:
+        if kwargs.get("dir_fd") is not None:
             return False
         try:
-            found = _tracked.absent_entry(path, get)
+            found = _tracked.absent_entry(_arg(args, kwargs, 0, "path"), get)
             if found is None or _tracked.present(found[0]):
                 return False  # untracked, or present locally: the original's answer stands
         except OSError:
             return False
         entry = found[1]
-        return not (mode & os.X_OK) or entry.type == DIR or entry.isexec
+        return not (_arg(args, kwargs, 1, "mode") & os.X_OK) or entry.type == DIR or entry.isexec
 
     return access
 
 
 def _make_chdir(original: Callable, get: Callable) -> Callable:
-    def chdir(path):
+    def chdir(*args, **kwargs):
         try:
-            return original(path)
+            return original(*args, **kwargs)
         except FileNotFoundError:
-            found = _tracked.absent_entry(path, get)
+            found = _tracked.absent_entry(_arg(args, kwargs, 0, "path"), get)
             if found is None or found[1].type != DIR:
                 raise
             with _tracked.Guard():
                 _makedirs(found[0], exist_ok=True)
-        return original(path)
+        return original(*args, **kwargs)
 
     return chdir
 
@@ -273,15 +267,15 @@ def _sqlite_path(database: Any, uri: Any) -> str | None:
 
 
 def _make_listdir(original: Callable, get: Callable) -> Callable:
-    def listdir(path=None):
+    def listdir(*args, **kwargs):
         try:
-            names = original(path)
+            names = original(*args, **kwargs)
         except FileNotFoundError:
-            tracked = _tracked.tracked_names(path, get)
+            tracked = _tracked.tracked_names(_arg(args, kwargs, 0, "path"), get)
             if tracked is None:
                 raise
             return sorted(tracked[1])
-        tracked = _tracked.tracked_names(path, get)
+        tracked = _tracked.tracked_names(_arg(args, kwargs, 0, "path"), get)
         if tracked is not None:
             names += _stat.missing_names(tracked[1], names)
         return names
@@ -295,9 +289,10 @@ def _fake_entries(path: Any, abs_path: str, names: list[str], tracked: dict) -> 
 
 
 def _make_scandir(original: Callable, get: Callable) -> Callable:
-    def scandir(path=None):
+    def scandir(*args, **kwargs):
+        path = _arg(args, kwargs, 0, "path")
         try:
-            entries = original(path)
+            entries = original(*args, **kwargs)
         except FileNotFoundError:
             tracked = _tracked.tracked_names(path, get)
             if tracked is None:
@@ -324,7 +319,7 @@ PATCHES: list[Patch] = [
     Patch("io", "FileIO", _make_fileio),
     Patch("os", "open", _make_os_open),
     Patch("os", "stat", _make_stat),
-    Patch("os", "lstat", _make_lstat),
+    Patch("os", "lstat", _make_stat),
     Patch("os", "access", _make_access),
     Patch("os", "listdir", _make_listdir),
     Patch("os", "scandir", _make_scandir),
@@ -369,7 +364,7 @@ if sys.version_info >= (3, 13):
     # 3.13: Path.glob/rglob use glob._StringGlobber, which keeps its own os.lstat/os.scandir.
     # pathlib._local itself calls os.* and io.open at call time.
     PATCHES += [
-        Patch("glob:_StringGlobber", "lstat", _make_lstat),
+        Patch("glob:_StringGlobber", "lstat", _make_stat),
         Patch("glob:_StringGlobber", "scandir", _make_scandir),
     ]
 
@@ -397,7 +392,8 @@ def _raw(owner: Any, name: str) -> Any:
 
 
 def _unwrap(value: Any) -> Any:
-    return value.__func__ if isinstance(value, staticmethod) else value
+    # NOTE: only a plain staticmethod: a ``_lookalike.Replacement`` is one too, and stands as is
+    return value.__func__ if type(value) is staticmethod else value
 
 
 def applicable() -> list[Patch]:
@@ -433,15 +429,25 @@ def _apply(patches: list[Patch]) -> None:
         # holds the replacement, not the original: patch it as if it held the original.
         raw = _replaced.get(id(_unwrap(raw)), raw)
         original = _unwrap(raw)
-        key = (patch.factory, id(original))
-        if key not in _made:
-            _made[key] = patch.factory(original, _current_resolver)
-            _replaced[id(_made[key])] = raw
-        replacement = _made[key]
+        replacement = _replacement(patch, original, raw)
         if isinstance(owner, type) and isinstance(replacement, types.FunctionType):
             replacement = staticmethod(replacement)
         _saved.append((owner, patch.name, raw))
         setattr(owner, patch.name, replacement)
+        for members in _lookalike.supports_sets(original):
+            if replacement not in members:
+                members.add(replacement)
+                _joined.append((members, replacement))
+
+
+def _replacement(patch: Patch, original: Any, raw: Any) -> Any:
+    """One replacement per (factory, original), whatever the number of names it is set as."""
+    key = (patch.factory, id(original))
+    if key not in _made:
+        made = patch.factory(original, _current_resolver)
+        _made[key] = _lookalike.look_alike(made, original, patch.module, patch.name)
+        _replaced[id(_made[key])] = raw
+    return _made[key]
 
 
 class _ImportWatcher(importlib.abc.MetaPathFinder):
@@ -501,6 +507,9 @@ def uninstall() -> None:
     global _resolver
     if _watcher in sys.meta_path:
         sys.meta_path.remove(_watcher)
+    while _joined:
+        members, replacement = _joined.pop()
+        members.discard(replacement)
     while _saved:
         owner, name, raw = _saved.pop()
         if raw is _MISSING:
