@@ -52,6 +52,16 @@ def hooks(session: nox.Session) -> None:
     )
 
 
+# NOTE: dvc is installed here only, for `dvc stream`: the interpreters under test run the hooks
+# without it, from the directory `dvc stream` puts on their path, as users' programs do.
+@nox.session
+def cpython(session: nox.Session) -> None:
+    """CPython's own suites (os, pathlib, io, shutil...) on each installed Python: the same
+    results with the hooks as without them."""
+    session.install("-e", ".[tests]")
+    session.run("python", "tests/hooks/cpython_suites.py", *session.posargs)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     session.install("ruff")
