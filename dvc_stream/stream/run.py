@@ -12,7 +12,7 @@ import shutil
 import signal
 import subprocess
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dvc_stream.errors import DvcStreamError
 
@@ -106,25 +106,59 @@ def _mounted(broker: Broker, mount: bool, targets: list[str] | None) -> Iterator
 
 def _run_child(command: list[str], env: dict[str, str]) -> int:
     """Run the command; Ctrl-C reaches it through the terminal, other signals are forwarded."""
+    signals = _Forwarding()
+    # NOTE: a terminal's Ctrl-C already reaches the child, which shares our foreground process
+    # group; forwarding it too would interrupt the child's own clean-up. Without a terminal,
+    # SIGINT is forwarded, and caught before the child starts: exec then gives the child
+    # SIGINT's default action even where we were started with it ignored (a background job of
+    # a script), so that `kill -INT` stops the run instead of being forwarded to no effect.
+    terminal = _terminal_delivers_interrupts()
+    if not terminal:
+        signals.take(signal.SIGINT)
     try:
         child = subprocess.Popen(command, env=env)
     except OSError as exc:
+        signals.restore()
         raise DvcStreamError(f"failed to run '{command[0]}': {exc.strerror}") from exc
-
-    def forward(signum, _frame):
-        child.send_signal(signum)
-
-    previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
-    # NOTE: a terminal's Ctrl-C already reaches the child, which shares our foreground process
-    # group; forwarding it too would interrupt the child's own clean-up.
-    on_interrupt = signal.SIG_IGN if _terminal_delivers_interrupts() else forward
-    previous[signal.SIGINT] = signal.signal(signal.SIGINT, on_interrupt)
     try:
+        signals.forward_to(child)
+        for sig in FORWARDED_SIGNALS:
+            signals.take(sig)
+        if terminal:
+            signals.take(signal.SIGINT, signal.SIG_IGN)
         returncode = child.wait()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.restore()
     return 128 - returncode if returncode < 0 else returncode
+
+
+class _Forwarding:
+    """Handlers that pass signals on to the child, and the handlers they replaced."""
+
+    def __init__(self) -> None:
+        self.child: subprocess.Popen | None = None
+        self.pending: list[int] = []
+        self.previous: dict[int, Any] = {}
+
+    def take(self, signum: int, handler: Any = None) -> None:
+        previous = signal.signal(signum, self._forward if handler is None else handler)
+        self.previous.setdefault(signum, previous)
+
+    def forward_to(self, child: subprocess.Popen) -> None:
+        """Forward from now on, and what arrived while the child was starting."""
+        self.child = child
+        while self.pending:
+            child.send_signal(self.pending.pop(0))
+
+    def restore(self) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
+
+    def _forward(self, signum: int, _frame: object) -> None:
+        if self.child is None:
+            self.pending.append(signum)
+        else:
+            self.child.send_signal(signum)
 
 
 def _terminal_delivers_interrupts() -> bool:

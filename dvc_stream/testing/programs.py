@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -51,9 +53,11 @@ def spawn_stream(
     *command: str | os.PathLike[str],
     options: tuple[str, ...] = ("--prefetch", "none"),
     new_session: bool = True,
+    sigint: signal.Handlers = signal.SIG_DFL,
 ) -> subprocess.Popen[str]:
     """``dvc stream`` started in the background (by default in a new session, so that a test can
-    signal its whole process group)."""
+    signal its whole process group), with SIGINT's disposition ``sigint`` (default: the default
+    action, whatever this process has: pytest run as a background job ignores SIGINT)."""
     return subprocess.Popen(
         [sys.executable, "-m", "dvc", "stream", *options, "--", *map(str, command)],
         cwd=repo.root,
@@ -63,6 +67,7 @@ def spawn_stream(
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=new_session,
+        preexec_fn=functools.partial(signal.signal, signal.SIGINT, sigint),
     )
 
 

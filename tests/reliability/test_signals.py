@@ -37,6 +37,12 @@ with open(sys.argv[1], "w") as fobj:
 open(sys.argv[2], "rb").read()
 """
 
+WAIT_INTERRUPTED = r"""
+import sys, time
+open(sys.argv[1], "w").close()
+time.sleep(120)
+"""
+
 
 @pytest.fixture
 def one_big(dvc_repo, latency_proxy):
@@ -97,6 +103,8 @@ def _spawn_on_terminal(repo, *command) -> tuple[int, subprocess.Popen]:
     master, slave = pty.openpty()
 
     def take_terminal() -> None:
+        # NOTE: as a shell starts a foreground job: SIGINT at its default action, whatever ours.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
     proc = subprocess.Popen(
@@ -112,6 +120,24 @@ def _spawn_on_terminal(repo, *command) -> tuple[int, subprocess.Popen]:
     )
     os.close(slave)
     return master, proc
+
+
+def test_sigint_stops_a_background_job_of_a_script(dvc_repo, tmp_path):
+    """``cmd &`` in a script starts ``dvc stream`` with SIGINT ignored; ``kill -INT`` still stops
+    the command, and ``dvc stream`` exits as the command did."""
+    dvc_repo.make_dataset("data/images", nfiles=2, size=100)
+    ready = tmp_path / "ready"
+    script = write_script(tmp_path, "wait.py", WAIT_INTERRUPTED)
+    proc = spawn_stream(dvc_repo, sys.executable, script, ready, sigint=signal.SIG_IGN)
+    try:
+        wait_for(ready.exists, what="the command", proc=proc)
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        kill_group(proc)
+    assert "KeyboardInterrupt" in err
+    assert proc.returncode == 130, err
+    assert group_members(proc.pid) == []
 
 
 def test_sigkill_mid_download_then_rerun(one_big, latency_proxy, tmp_path):
