@@ -16,7 +16,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 TRAIN = HERE / "train.py"
-RESULTS = Path(os.environ.get("DVC_STREAM_BENCH_RESULTS") or HERE / "results")
+
+
+def results_dir(profile: str) -> Path:
+    """Where a run writes its summary: ``$DVC_STREAM_BENCH_RESULTS``, else ``results/`` for a
+    full run and ``results/quick/`` or ``results/smoke/``, so that neither overwrites it."""
+    if os.environ.get("DVC_STREAM_BENCH_RESULTS"):
+        return Path(os.environ["DVC_STREAM_BENCH_RESULTS"])
+    return HERE / "results" if profile == "full" else HERE / "results" / profile
+
 
 # Filled by the benchmarks, written out by conftest.pytest_sessionfinish.
 RECORDS: list[dict] = []

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from bench_lib import MICRO, RECORDS, RESULTS, background_window
+from bench_lib import MICRO, RECORDS, background_window, results_dir
+from ratios import add_ratios, missing_rows, pull_mode
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -16,7 +17,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--quick",
         action="store_true",
         default=False,
-        help="reduced datasets and one run per case (the whole suite in a few minutes)",
+        help="reduced datasets and one run per case (the whole suite in under 8 minutes)",
+    )
+    group.addoption(
+        "--smoke",
+        action="store_true",
+        default=False,
+        help="tiny datasets, one run per case: every benchmark works and the summary is "
+        "complete (a minute or two; the numbers mean nothing)",
     )
     group.addoption(
         "--rtt-ms", type=float, default=20.0, help="round trip added by the proxy (default 20)"
@@ -28,8 +36,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="downstream bandwidth cap of the proxy (default: none)",
     )
     group.addoption(
-        "--bench-rounds", type=int, default=None, help="runs per case (default 3, 1 with --quick)"
+        "--bench-rounds",
+        type=int,
+        default=None,
+        help="runs per case (default 3, 1 with --quick or --smoke)",
     )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.getoption("--quick", False) and config.getoption("--smoke", False):
+        raise pytest.UsageError("--quick and --smoke exclude each other")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -38,24 +54,47 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         item.add_marker(pytest.mark.timeout(7200))
 
 
+def profile_option(config: pytest.Config) -> str:
+    """``full``, ``quick`` or ``smoke``: the sizes the benchmarks use."""
+    if config.getoption("--smoke"):
+        return "smoke"
+    return "quick" if config.getoption("--quick") else "full"
+
+
 @dataclass
 class BenchConfig:
-    quick: bool
+    profile: str
     rtt_ms: float
     bandwidth_mbit: float | None
     rounds: int
+
+    @property
+    def quick(self) -> bool:
+        """Reduced sizes: ``--quick``, and ``--smoke`` below it."""
+        return self.profile != "full"
+
+    @property
+    def smoke(self) -> bool:
+        return self.profile == "smoke"
+
+    def pick(self, full, quick, smoke=None):
+        """The value for this run's profile (``smoke`` defaults to ``quick``'s)."""
+        if self.smoke and smoke is not None:
+            return smoke
+        return quick if self.quick else full
 
 
 def rounds_option(config: pytest.Config) -> int:
     from test_epoch import ROUNDS
 
-    return config.getoption("--bench-rounds") or (1 if config.getoption("--quick") else ROUNDS)
+    reduced = profile_option(config) != "full"
+    return config.getoption("--bench-rounds") or (1 if reduced else ROUNDS)
 
 
 @pytest.fixture(scope="session")
 def bench_config(pytestconfig: pytest.Config) -> BenchConfig:
     return BenchConfig(
-        quick=pytestconfig.getoption("--quick"),
+        profile=profile_option(pytestconfig),
         rtt_ms=pytestconfig.getoption("--rtt-ms"),
         bandwidth_mbit=pytestconfig.getoption("--bandwidth-mbit"),
         rounds=rounds_option(pytestconfig),
@@ -129,7 +168,6 @@ def _epoch_tables(records: list[dict]) -> list[str]:
         by_scenario.setdefault(rec["scenario"], []).append(rec)
     for name, recs in by_scenario.items():
         first = recs[0]
-        by_mode = {r["mode"]: r for r in recs}
         lines += [
             f"### {name}: {first['nfiles']} files x {first['file_size'] // 1024} KB, "
             f"RTT {first['rtt_ms']:g} ms"
@@ -141,11 +179,10 @@ def _epoch_tables(records: list[dict]) -> list[str]:
             "|---|---|---|---|---|---|---|---|---|---|---|---|",
         ]
         for r in recs:
-            pull = by_mode.get(baseline(r["mode"]))
-            ratio = r["epoch_s"] / pull["epoch_s"] if pull and pull.get("epoch_s") else None
             lines.append(
                 f"| {r['mode']} | {_fmt(r['ttfb_s'])} | {_fmt(r['epoch_s'])} "
-                f"({_fmt(r['epoch_s_min'])}-{_fmt(r['epoch_s_max'])}) | {_fmt(ratio)} "
+                f"({_fmt(r['epoch_s_min'])}-{_fmt(r['epoch_s_max'])}) "
+                f"| {_fmt(r.get('epoch_vs_pull'))} "
                 f"| {_fmt(r.get('fetch_s'))} | {_fmt(r.get('checkout_s'))} "
                 f"| {_fmt(r.get('warm_epoch_s'))} | {_mb(r.get('bytes_fetched'))} "
                 f"| {_fmt(r.get('requests'))} | {_fmt(r.get('peak_rss_mb'), 0)} "
@@ -160,11 +197,6 @@ EPOCH_TARGETS = {"small": 1.0, "large": 0.7, "subset": 0.25}
 TARGET_MODES = ("stream", "stream-hint", "stream-torch")
 
 
-def baseline(mode: str) -> str:
-    """The `dvc pull` + training mode that ``mode`` is compared with: the same program."""
-    return "pull-torch" if mode.endswith("-torch") else "pull"
-
-
 def _targets_table(records: list[dict]) -> list[str]:
     """Each streaming mode against the targets: epoch / pull, ttfb, and the overlap bound.
 
@@ -176,11 +208,11 @@ def _targets_table(records: list[dict]) -> list[str]:
     for name, target in EPOCH_TARGETS.items():
         by_mode = {r["mode"]: r for r in records if r["scenario"] == name}
         for mode in TARGET_MODES:
-            r, pull = by_mode.get(mode), by_mode.get(baseline(mode))
-            if r is None or pull is None:
+            r, pull = by_mode.get(mode), by_mode.get(pull_mode(mode))
+            if r is None or pull is None or r.get("epoch_vs_pull") is None:
                 continue
             fetch_s = by_mode.get("pull-subset", pull)["fetch_s"]
-            ratio = r["epoch_s"] / pull["epoch_s"]
+            ratio = r["epoch_vs_pull"]
             bound = 1.2 * max(fetch_s, pull["warm_epoch_s"] or 0) + r["ttfb_s"]
             rows.append(
                 f"| {name} | {mode} | {_verdict(ratio, target)} | <= {target:g} "
@@ -286,15 +318,16 @@ def _micro_table(records: list[dict]) -> list[str]:
 
 def write_summary(records: list[dict], micro: list[dict], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
+    add_ratios(records)
     (out_dir / "summary.json").write_text(
         json.dumps(records + micro, indent=2, sort_keys=False) + "\n"
     )
     epoch = [r for r in records if r.get("kind") == "epoch"]
     sweep = [r for r in records if r.get("kind") == "rtt-sweep"]
     jobs = [r for r in records if r.get("kind") == "jobs-sweep"]
-    quick = any(r.get("quick") for r in records)
+    profiles = sorted({r["profile"] for r in records if r.get("profile", "full") != "full"})
     lines = [
-        "# dvc-stream benchmark summary" + (" (--quick)" if quick else ""),
+        "# dvc-stream benchmark summary" + "".join(f" (--{p})" for p in profiles),
         "",
         "Cold start for every run (workspace data, `.dvc/cache`, site cache wiped); moto S3 on "
         "127.0.0.1 behind the latency proxy. Medians over the runs. `ttfb`/`epoch`: from the "
@@ -311,5 +344,26 @@ def write_summary(records: list[dict], micro: list[dict], out_dir: Path) -> None
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    if RECORDS or MICRO:
-        write_summary(RECORDS, MICRO, RESULTS)
+    if not (RECORDS or MICRO or _EPOCHS_RUN):
+        return
+    out_dir = results_dir(profile_option(session.config))
+    write_summary(RECORDS, MICRO, out_dir)
+    problems = missing_rows(json.loads((out_dir / "summary.json").read_text()), _EPOCHS_RUN)
+    if problems:
+        # NOTE: every first-epoch case that passed must have its row and its ratio to pull.
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        reporter.write_line("")
+        for problem in problems:
+            reporter.write_line(f"ERROR: {out_dir / 'summary.json'}: {problem}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+_EPOCHS_RUN: set[tuple[str, str]] = set()  # (scenario, mode) of the first-epoch cases passed
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if call.when == "call" and report.passed and item.originalname == "test_first_epoch":
+        _EPOCHS_RUN.add((item.callspec.params["name"], item.callspec.params["mode"]))
+    return report

@@ -1,6 +1,7 @@
 """First epoch from a cold start: ``dvc pull`` then train, vs ``dvc stream``, vs ``dvc.api``.
 
-Edit ``SCENARIOS`` (and ``QUICK`` for ``--quick``) to change what is measured. Every measured
+Edit ``SCENARIOS`` (and ``QUICK``, ``SMOKE`` for ``--quick``, ``--smoke``) to change what is
+measured. Every measured
 run starts cold: workspace data, ``.dvc/cache`` and DVC's site cache are wiped, and the remote is
 reached through the latency proxy. See ``benchmarks/README.md`` for what each number means.
 """
@@ -73,24 +74,32 @@ QUICK: dict[str, dict] = {
     "large": {"nfiles": 100},
     "subset": {"nfiles": 20 * 50, "fanout": 20, "train_classes": 2},
 }
-ROUNDS = 3  # runs per scenario x mode (1 with --quick); the record holds the median
+# --smoke: tiny datasets, a few batches each; the run checks that every mode works and that the
+# summary has its row and ratio, not what the numbers are.
+SMOKE: dict[str, dict] = {
+    "small": {"nfiles": 40, "batch": 8},
+    "large": {"nfiles": 8, "batch": 2, "sleep_ms": 20},
+    "subset": {"nfiles": 10 * 4, "fanout": 10, "train_classes": 2, "batch": 4},
+}
+ROUNDS = 3  # runs per scenario x mode (1 with --quick or --smoke); the record holds the median
 # NOTE: the rounds of a scenario are interleaved: round 1 of every mode, then round 2, each round
 # in an order rotated by one, so that `pull` and the modes it is compared with share this
 # machine's drift (up to 10 % over tens of minutes) instead of each meeting a different part.
 WORKERS = 2  # DataLoader-like pool size in train.py
-RTT_SWEEP = [0, 20, 50]  # ms, small scenario only
+RTT_SWEEP = [0, 20, 50]  # ms, small scenario only; --smoke: the first two
 SWEEP_MODES = ["pull", "stream-naive", "stream"]
 # `dvc stream -j N`, unhinted: without the read order, the number of downloads in flight is the
 # one scheduling choice left, trading the background fill's rate against the latency of the
 # program's own misses at the server. scenario -> the -j values measured.
+# --quick: every other value; --smoke: the first.
 JOBS_SWEEP = {"large": [4, 6, 8, 11, 16, 24], "small": [6, 8, 11, 16]}
 DATA = "data/images"
 
 
-def scenario(name: str, quick: bool) -> dict:
+def scenario(name: str, profile: str) -> dict:
+    """The scenario's dataset and loop for ``profile`` (``full``, ``quick`` or ``smoke``)."""
     conf = dict(SCENARIOS[name])
-    if quick:
-        conf.update(QUICK.get(name, {}))
+    conf.update({"quick": QUICK, "smoke": SMOKE}.get(profile, {}).get(name, {}))
     return conf
 
 
@@ -233,7 +242,7 @@ def _measure(
 
 
 def _record_base(
-    kind: str, name: str, mode: str, conf: dict, proxy, quick: bool, rtt_ms=None, **extra
+    kind: str, name: str, mode: str, conf: dict, proxy, profile: str, rtt_ms=None, **extra
 ) -> dict:
     """What identifies a record: the case, the dataset and the link (the proxy's by default)."""
     return {
@@ -245,7 +254,7 @@ def _record_base(
         "bandwidth_mbit": proxy.bandwidth_mbit,
         "nfiles": conf["nfiles"],
         "file_size": conf["size"],
-        "quick": quick,
+        "profile": profile,
     }
 
 
@@ -259,19 +268,36 @@ def interleaved(modes: list[str], rounds: int) -> list[tuple[int, str]]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.definition.name != "test_first_epoch":
-        return
-    from conftest import rounds_option
+    from conftest import profile_option, rounds_option
 
-    rounds = rounds_option(metafunc.config)
-    metafunc.parametrize(
-        ("name", "round_number", "mode"),
-        [
-            pytest.param(name, number, mode, id=f"{name}-{mode}-r{number + 1}")
-            for name, conf in SCENARIOS.items()
-            for number, mode in interleaved(conf["modes"], rounds)
-        ],
-    )
+    profile = profile_option(metafunc.config)
+    if metafunc.definition.name == "test_first_epoch":
+        rounds = rounds_option(metafunc.config)
+        metafunc.parametrize(
+            ("name", "round_number", "mode"),
+            [
+                pytest.param(name, number, mode, id=f"{name}-{mode}-r{number + 1}")
+                for name, conf in SCENARIOS.items()
+                for number, mode in interleaved(conf["modes"], rounds)
+            ],
+        )
+    elif metafunc.definition.name == "test_rtt_sweep":
+        rtts = RTT_SWEEP[:2] if profile == "smoke" else RTT_SWEEP
+        metafunc.parametrize("rtt", rtts)
+    elif metafunc.definition.name == "test_jobs_sweep":
+        metafunc.parametrize(
+            ("name", "jobs"),
+            [
+                pytest.param(name, jobs, id=f"{name}-j{jobs}")
+                for name, values in JOBS_SWEEP.items()
+                for jobs in sweep_values(values, profile)
+            ],
+        )
+
+
+def sweep_values(values: list[int], profile: str) -> list[int]:
+    """The ``-j`` values a run measures: all of them, every other one, or the first."""
+    return {"full": values, "quick": values[::2], "smoke": values[:1]}[profile]
 
 
 _EPOCH_RUNS: dict[tuple[str, str], Aggregate] = {}  # (scenario, mode) -> its rounds so far
@@ -283,7 +309,7 @@ def test_first_epoch(
     """One round of one mode; the mode's record in RECORDS holds the median of its rounds."""
     if mode in TORCH_MODES:
         pytest.importorskip("torch")
-    conf = scenario(name, bench_config.quick)
+    conf = scenario(name, bench_config.profile)
     repo = scenario_repo(name, conf)
     benchmark.group = f"epoch-{name}-{mode}"
     _measure(
@@ -295,17 +321,16 @@ def test_first_epoch(
         1,
         epochs=2,
         tmp_path=tmp_path,
-        base=_record_base("epoch", name, mode, conf, proxy, bench_config.quick),
+        base=_record_base("epoch", name, mode, conf, proxy, bench_config.profile),
         agg=_EPOCH_RUNS.setdefault((name, mode), Aggregate()),
     )
     benchmark.extra_info["round"] = round_number + 1
 
 
 @pytest.mark.parametrize("mode", SWEEP_MODES)
-@pytest.mark.parametrize("rtt", RTT_SWEEP)
 def test_rtt_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, rtt, mode):
-    conf = scenario("small", bench_config.quick)
-    base = _record_base("rtt-sweep", "small", mode, conf, proxy, bench_config.quick, rtt_ms=rtt)
+    conf = scenario("small", bench_config.profile)
+    base = _record_base("rtt-sweep", "small", mode, conf, proxy, bench_config.profile, rtt_ms=rtt)
     done = [
         r
         for r in RECORDS
@@ -337,12 +362,8 @@ def test_rtt_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, rtt,
         proxy.rtt_ms = saved
 
 
-@pytest.mark.parametrize(
-    ("name", "jobs"),
-    [pytest.param(n, j, id=f"{n}-j{j}") for n, values in JOBS_SWEEP.items() for j in values],
-)
 def test_jobs_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, name, jobs):
-    conf = scenario(name, bench_config.quick)
+    conf = scenario(name, bench_config.profile)
     repo = scenario_repo(name, conf)
     benchmark.group = f"jobs-sweep-{name}"
     _measure(
@@ -355,7 +376,7 @@ def test_jobs_sweep(benchmark, bench_config, scenario_repo, proxy, tmp_path, nam
         epochs=1,
         tmp_path=tmp_path,
         base=_record_base(
-            "jobs-sweep", name, "stream", conf, proxy, bench_config.quick, jobs=jobs
+            "jobs-sweep", name, "stream", conf, proxy, bench_config.profile, jobs=jobs
         ),
         options=("-j", str(jobs)),
     )

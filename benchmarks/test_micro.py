@@ -16,6 +16,7 @@ FETCH_RTT_MS = 20.0
 FETCH_TARGET_RATIO = 0.45  # dvc stream demand open / dvc.api.open, for one 4 KB file
 FETCH_FILES = 12  # the first is a warm-up (connections, index); the others are timed
 HOOK_REPEAT = 5  # timeit repeats; the best one counts
+MICRO_ROUNDS = 3  # rounds of the hook and fetch cases (1 with --quick or --smoke); medians
 
 
 # -- hook overhead on untracked paths ----------------------------------------------------------
@@ -75,18 +76,19 @@ OPS = {
 
 @pytest.mark.parametrize("where", ["outside-repo", "in-repo"])
 @pytest.mark.parametrize("op", list(OPS))
-def test_hook_overhead(benchmark, broker, small_repo, tmp_path_factory, op, where):
+def test_hook_overhead(benchmark, bench_config, broker, small_repo, tmp_path_factory, op, where):
     """Hooked vs plain cost of one call on an untracked path (best of timeit repeats)."""
     from dvc_stream.hooks import patches
 
     folder, path = _targets(where, small_repo, tmp_path_factory)
     folder, path = str(folder), str(path)
     func = OPS[op]
-    number = 2000 if op.startswith("open") else 20000
+    number = (2000 if op.startswith("open") else 20000) // (20 if bench_config.smoke else 1)
+    repeat = 2 if bench_config.smoke else HOOK_REPEAT
     rounds: list[tuple[float, float]] = []
 
     def per_call() -> float:
-        times = timeit.repeat(lambda: func(folder, path), number=number, repeat=HOOK_REPEAT)
+        times = timeit.repeat(lambda: func(folder, path), number=number, repeat=repeat)
         return min(times) / number
 
     def measure() -> None:
@@ -100,7 +102,7 @@ def test_hook_overhead(benchmark, broker, small_repo, tmp_path_factory, op, wher
         rounds.append((plain, hooked))
 
     benchmark.group = "micro-hooks"
-    benchmark.pedantic(measure, rounds=3, iterations=1)
+    benchmark.pedantic(measure, rounds=bench_config.pick(MICRO_ROUNDS, 1), iterations=1)
     plain = statistics.median(p for p, _ in rounds)
     hooked = statistics.median(h for _, h in rounds)
     info = {
@@ -175,9 +177,10 @@ def _timed_reads(repo, args: list[str]) -> list[float]:
     return last_json(proc.stdout)["times"]
 
 
-def test_demand_fetch_latency(benchmark, fetch_repo, proxy):
+def test_demand_fetch_latency(benchmark, bench_config, fetch_repo, proxy):
     """``open().read()`` of one absent 4 KB file under ``dvc stream --prefetch none``, vs DVC."""
     repo, paths = fetch_repo
+    paths = paths[:3] if bench_config.smoke else paths
     saved = proxy.rtt_ms
     proxy.rtt_ms = FETCH_RTT_MS
     results: dict[str, list[list[float]]] = {"stream": [], "dvc.api.open": [], "DVCFileSystem": []}
@@ -200,7 +203,7 @@ def test_demand_fetch_latency(benchmark, fetch_repo, proxy):
 
     try:
         benchmark.group = "micro-fetch"
-        benchmark.pedantic(measure, rounds=3, iterations=1)
+        benchmark.pedantic(measure, rounds=bench_config.pick(MICRO_ROUNDS, 1), iterations=1)
     finally:
         proxy.rtt_ms = saved
     info: dict = {"rtt_ms": FETCH_RTT_MS}
@@ -243,19 +246,20 @@ def _importtime(args: list[str]) -> dict[str, int]:
     return found
 
 
-def test_startup_imports(benchmark):
+def test_startup_imports(benchmark, bench_config):
     """Cumulative import time of the ``.pth`` bootstrap in every interpreter of the venv."""
     import subprocess
 
+    runs = bench_config.pick(STARTUP_RUNS, STARTUP_RUNS, 5)
     samples: list[dict[str, int]] = []
 
     def measure() -> None:
         samples.append(_importtime([sys.executable, "-X", "importtime", "-c", "pass"]))
 
     benchmark.group = "micro-startup"
-    benchmark.pedantic(measure, rounds=STARTUP_RUNS, iterations=1)
+    benchmark.pedantic(measure, rounds=runs, iterations=1)
     walls = []
-    for _ in range(STARTUP_RUNS):
+    for _ in range(runs):
         start = timeit.default_timer()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         walls.append(timeit.default_timer() - start)
@@ -269,7 +273,7 @@ def test_startup_imports(benchmark):
         f"{(info['dvc_stream._bootstrap_cumulative_us'] or 0) / 1000:.2f} ms",
         f"dvc_stream {(info['dvc_stream_cumulative_us'] or 0) / 1000:.2f} ms, site "
         f"{(info['site_cumulative_us'] or 0) / 1000:.2f} ms, whole `python -c pass` "
-        f"{info['python_c_pass_ms']:.1f} ms (medians of {STARTUP_RUNS})",
+        f"{info['python_c_pass_ms']:.1f} ms (medians of {runs})",
         **info,
     )
     assert info["dvc_stream._bootstrap_cumulative_us"] is not None, "the .pth did not run"

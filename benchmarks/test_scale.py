@@ -8,7 +8,8 @@ probe program measures, from the launch of ``dvc stream``:
 - the broker's peak RSS (target: at most 1.5 GB), read from ``/proc`` by the probe at its end;
 - listing a 1,000-file subdirectory after the first listing (target: at most 50 ms).
 
-Run with ``pytest benchmarks/test_scale.py --benchmark-only``; ``--quick`` uses 100,000 entries.
+Run with ``pytest benchmarks/test_scale.py --benchmark-only``; ``--quick`` uses 100,000 entries,
+``--smoke`` 2,000.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench_lib import (
 
 ENTRIES = 1_000_000
 QUICK_ENTRIES = 100_000
+SMOKE_ENTRIES = 2_000
 SUBDIRS = 1_000
 TARGET_FIRST_BYTE_S = 10.0
 TARGET_RSS_MB = 1536
@@ -65,7 +67,7 @@ print(json.dumps({
 def big_clone(moto_server, proxy, tmp_path_factory, bench_config):
     from dvc_stream.testing import make_repo
 
-    entries = QUICK_ENTRIES if bench_config.quick else ENTRIES
+    entries = bench_config.pick(ENTRIES, QUICK_ENTRIES, SMOKE_ENTRIES)
     base = tmp_path_factory.mktemp("scale")
     origin = make_repo(base / "origin", moto_server)
     write_synthetic_dataset(origin, moto_server, entries, fanout=SUBDIRS)
