@@ -43,9 +43,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("--quick", False) and config.getoption("--smoke", False):
         raise pytest.UsageError("--quick and --smoke exclude each other")
+    # NOTE: before pytest-benchmark reads it: its JSON goes beside this run's summary.
+    if config.getoption("benchmark_json", None) is None and config.getoption("benchmark_only"):
+        out_dir = results_dir(profile_option(config))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        config.option.benchmark_json = out_dir / "pytest-benchmark.json"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
