@@ -6,11 +6,12 @@ compared with a baseline, since machines differ but both sides of a ratio run on
 
     python benchmarks/ratios.py check results/quick/summary.json            # against baseline.json
     python benchmarks/ratios.py check SUMMARY --baseline FILE --threshold 0.3
-    python benchmarks/ratios.py update results/quick/summary.json           # rewrite baseline.json
+    python benchmarks/ratios.py update run1/summary.json run2/summary.json  # rewrite baseline.json
 
 ``check`` exits with 1 when a streaming mode's ratio is above its baseline by more than the
 threshold (relative: 0.3 fails 0.65 -> 0.85), when a baseline row is missing from the run, or when
 the run measured other data than the baseline (a full run against a ``--quick`` baseline).
+``update`` keeps each row's highest ratio over the runs it is given.
 Standard library only: a CI job can run it without the project installed.
 """
 
@@ -131,10 +132,26 @@ def _load(path: Path) -> list[dict] | dict:
         raise SystemExit(f"ratios.py: cannot read '{path}': {exc}") from None
 
 
+def merged_baseline(runs: list[list[dict]]) -> dict:
+    """The baseline of several runs of the same data: each row's highest ratio, so that the
+    noise between runs is inside the baseline rather than a failure."""
+    merged = baseline_of(runs[0])
+    for records in runs[1:]:
+        other = baseline_of(records)
+        problems = _other_data(other, merged)
+        if problems:
+            raise SystemExit(f"ratios.py: the runs measured other data: {problems[0]}")
+        for key, ratio in other["ratios"].items():
+            merged["ratios"][key] = max(ratio, merged["ratios"].get(key, ratio))
+    return merged
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("action", choices=["check", "update"])
-    parser.add_argument("summary", type=Path, help="summary.json of a benchmark run")
+    parser.add_argument(
+        "summary", type=Path, nargs="+", help="summary.json of a run (update: of one or more)"
+    )
     parser.add_argument("--baseline", type=Path, default=BASELINE)
     parser.add_argument(
         "--threshold",
@@ -143,13 +160,16 @@ def main(argv: list[str] | None = None) -> int:
         help=f"relative rise of a ratio that fails the check (default {DEFAULT_THRESHOLD})",
     )
     args = parser.parse_args(argv)
-    records = _load(args.summary)
-    add_ratios(records)  # NOTE: a summary.json written before the ratios were stored in it
+    runs = [_load(path) for path in args.summary]
+    for records in runs:
+        add_ratios(records)  # NOTE: a summary.json written before the ratios were stored in it
     if args.action == "update":
-        args.baseline.write_text(json.dumps(baseline_of(records), indent=2) + "\n")
+        args.baseline.write_text(json.dumps(merged_baseline(runs), indent=2) + "\n")
         print(f"wrote {args.baseline}")
         return 0
-    lines, failures = compare(records, _load(args.baseline), args.threshold)
+    if len(runs) > 1:
+        parser.error("check takes one summary.json")
+    lines, failures = compare(runs[0], _load(args.baseline), args.threshold)
     print("\n".join(lines))
     for failure in failures:
         print(f"ERROR: {failure}", file=sys.stderr)

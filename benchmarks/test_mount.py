@@ -20,7 +20,7 @@ import pytest
 from bench_lib import check, dvc_cmd, last_json, record_micro, run_measured
 
 KB = 1024
-DATASETS = {  # name -> (files, size); --quick uses a quarter of the files, --smoke 1 %
+DATASETS = {  # name -> (files, size); --quick uses a tenth of the files, --smoke 1 %
     "small": (2000, 8 * KB),
     "large": (16, 4 * KB * KB),
 }
@@ -55,7 +55,7 @@ def cached_repo(moto_server, bench_config, tmp_path_factory):
     base = tmp_path_factory.mktemp("mount-overhead")
     origin = make_repo(base / "origin", moto_server)
     for name, (nfiles, size) in DATASETS.items():
-        nfiles = bench_config.pick(nfiles, max(nfiles // 4, 4), max(nfiles // 100, 4))
+        nfiles = bench_config.pick(nfiles, max(nfiles // 10, 4), max(nfiles // 100, 4))
         origin.make_dataset(f"data/{name}", nfiles=nfiles, size=size, depth=1, fanout=4)
     clone = origin.clone(base / "clone")
     clone.dvc("pull", "-q")

@@ -126,3 +126,15 @@ def test_an_unreadable_summary_is_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().count("\n") == 0
     assert "cannot read" in proc.stderr
+
+
+def test_the_baseline_of_several_runs_holds_each_rows_highest_ratio(tmp_path):
+    baseline = tmp_path / "baseline.json"
+    first = write(tmp_path / "1.json", summary(stream_s=6.0))
+    second = write(tmp_path / "2.json", summary(stream_s=7.0))
+    assert run("update", first, second, "--baseline", baseline).returncode == 0
+    assert json.loads(baseline.read_text())["ratios"]["small/stream"] == 0.7
+    other = write(tmp_path / "3.json", summary(nfiles=5000))
+    proc = run("update", first, other, "--baseline", baseline)
+    assert proc.returncode == 1
+    assert "the runs measured other data" in proc.stderr
