@@ -14,7 +14,7 @@ state), and the one-time check of files present in an output that is not in the 
 ``dvc pull``, say), per file, to size that check for a whole pulled dataset.
 
 Run with ``pytest benchmarks/test_reconcile.py --benchmark-only``; ``--quick`` uses 100,000
-entries.
+entries, ``--smoke`` 20,000.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from bench_lib import record_micro
 
 ENTRIES = 1_000_000
 QUICK_ENTRIES = 100_000
+SMOKE_ENTRIES = 20_000  # no fewer than FIRST_CHECK_PRESENT
 SUBDIRS = 1_000
 PRESENT = 1_000
 FIRST_CHECK_PRESENT = 20_000
@@ -158,7 +159,7 @@ def switched(tmp_path_factory, bench_config):
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)
-        yield Switched(root, env, QUICK_ENTRIES if bench_config.quick else ENTRIES)
+        yield Switched(root, env, bench_config.pick(ENTRIES, QUICK_ENTRIES, SMOKE_ENTRIES))
 
 
 def _measure(benchmark, switched: Switched, count: int, moved: bool) -> dict:
