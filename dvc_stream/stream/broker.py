@@ -199,7 +199,10 @@ class Broker:
         start = time.perf_counter()
         was_cached = ref.is_cached()
         try:
-            self.fetcher.submit(ref, DEMAND).result()
+            future = self.fetcher.submit(ref, DEMAND)
+            # NOTE: told before the wait, so that a readahead runs alongside this fetch
+            self.prefetcher.touched(tracked)
+            future.result()
             self._place(tracked)
         except FetchError as exc:
             self.stats.add(failed_files=1)
@@ -209,7 +212,6 @@ class Broker:
         # NOTE: an object that a prefetch brought in before it was placed counts as prefetched.
         if was_cached and ref.oid not in self._fetched:
             self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
-        self.prefetcher.touched(tracked)
         return ref
 
     def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:

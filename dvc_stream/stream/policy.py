@@ -11,7 +11,7 @@ POLICIES = {
     "touched": "also the other files of each directory the program reads a file from.",
     "listed": "also every file of each directory the program lists, in listing order.",
     "sampler": "also the files a PyTorch DataLoader will read next, in its sampler's order.",
-    "auto": "sampler, listed and touched together; hints first, then listing order.",
+    "auto": "sampler, and a readahead that grows with the reads of each directory.",
 }
 
 

@@ -1,7 +1,9 @@
 """Background fill: fetch what the program is about to read, in the order it will likely read it.
 
-Sources, most urgent first: explicit hints (``dvc_stream.prefetch``), then the files of each
-directory the program listed or read from, in listing order, as the policy allows. Each
+Sources, most urgent first: explicit hints (``dvc_stream.prefetch``, and a DataLoader's sampler
+order), then background fill as the policy allows: whole directories the program listed or read
+from (``listed``, ``touched``), or the readahead that follows its reads (``auto``,
+``readahead.py``). Each
 connection's hints are fetched in the order they came; the hints of different connections (the
 ranks of a distributed job, say) take turns, so that none waits for another's whole epoch. A
 feeder thread keeps a bounded window of background jobs in the fetcher's queue, so demand misses
@@ -21,6 +23,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from dvc_stream.stream.fetcher import BACKGROUND, HINT
+from dvc_stream.stream.readahead import Readahead
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Iterable, Iterator
@@ -30,8 +33,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-FOLLOWS_LISTINGS = {"listed", "auto"}
-FOLLOWS_READS = {"touched", "auto"}
+FOLLOWS_LISTINGS = {"listed"}
+FILLS_READ_DIRS = {"touched"}
+READS_AHEAD = {"auto"}
 FOLLOWS_SAMPLERS = {"sampler", "auto"}
 # NOTE: background bytes in flight allowed per `-j` job: about 1.7 MiB at the default -j 11 of a
 # 20 ms remote, close to one round trip of a gigabit link. Unhinted 512 KB files at 20 ms (2-core
@@ -52,6 +56,7 @@ class Prefetcher:
         self.background_bytes = broker.jobs * BACKGROUND_BYTES_PER_JOB
         self._hints: dict[Hashable, deque[TrackedFile]] = {}  # by connection, in turn order
         self._background: deque[Iterator[TrackedFile]] = deque()
+        self._readahead = Readahead() if policy in READS_AHEAD else None
         self._seen_dirs: set[tuple[str, str]] = set()
         self._inflight = 0
         self._inflight_bytes = 0  # as estimated when each download started
@@ -68,8 +73,13 @@ class Prefetcher:
             self._add_dir(output, reldir)
 
     def touched(self, tracked: TrackedFile) -> None:
-        if self.policy in FOLLOWS_READS and tracked.output.isdir:
+        """The program opened ``tracked``, which was not in the workspace."""
+        if self.policy in FILLS_READ_DIRS and tracked.output.isdir:
             self._add_dir(tracked.output, tracked.reldir)
+        elif self._readahead is not None:
+            with self._cond:
+                if self._readahead.read(tracked):
+                    self._cond.notify()
 
     @property
     def follows_samplers(self) -> bool:
@@ -83,6 +93,8 @@ class Prefetcher:
             if not files or self._closed:
                 return
             self._hints.setdefault(sender, deque()).extend(files)
+            if self._readahead is not None:
+                self._readahead.hinted(files)
             self._cond.notify()
 
     def _add_dir(self, output: TrackedOutput, reldir: str) -> None:
@@ -158,6 +170,8 @@ class Prefetcher:
             if tracked is not None:
                 return BACKGROUND, tracked
             self._background.popleft()
+        if self._readahead is not None and (tracked := self._readahead.next_file()) is not None:
+            return BACKGROUND, tracked
         return None
 
     def _feed(self) -> None:

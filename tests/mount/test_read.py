@@ -165,7 +165,7 @@ def test_prefetched_files_are_placed_after_unmounting(images, tmp_path):
     shell(
         repo,
         f"ls {listed} > /dev/null && cat {DATA}/{first} > /dev/null; {wait}",
-        options=("--prefetch", "auto", "--stats", str(stats_file)),
+        options=("--prefetch", "listed", "--stats", str(stats_file)),
     )
     # NOTE: the prefetcher may win the race for the file read, which then counts as prefetched
     stats = read_stats(stats_file)

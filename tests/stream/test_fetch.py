@@ -88,6 +88,52 @@ def test_subset_fetches_only_what_is_opened(dvc_repo, latency_proxy, tmp_path):
     assert dvc_repo.dvc("status", "-q", check=False).returncode == 0
 
 
+# Lists argv[1], sums the sizes of its files, reads int(argv[2]) of them spread over the listing,
+# then waits argv[3] seconds, as a notebook that looks at a few files of a folder would.
+EXPLORE = r"""
+import json, os, sys, time
+top, count, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+names = sorted(os.listdir(top))
+total = sum(os.path.getsize(os.path.join(top, name)) for name in names)
+for name in names[:: len(names) // count][:count] if count else []:
+    with open(os.path.join(top, name), "rb") as fobj:
+        fobj.read()
+time.sleep(pause)
+print(json.dumps({"listed": len(names), "total": total}))
+"""
+
+
+def _explore(repo, latency_proxy, tmp_path, count: int) -> dict:
+    stats_file = tmp_path / "stats.json"
+    script = write_script(tmp_path, "explore.py", EXPLORE)
+    latency_proxy.reset_counters()
+    proc = stream_python(
+        repo, script, "data/images", str(count), "1", options=("--stats", str(stats_file))
+    )
+    assert last_json(proc) == {"listed": 60, "total": 60 * 1000}
+    return {"gets": object_gets(latency_proxy.request_log), **json.loads(stats_file.read_text())}
+
+
+def test_listing_and_sizes_download_nothing(dvc_repo, latency_proxy, tmp_path):
+    dvc_repo.make_dataset("data/images", nfiles=60, size=1000, depth=0)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    got = _explore(dvc_repo, latency_proxy, tmp_path, 0)
+    assert got["prefetch"] == "auto"
+    assert got["gets"] == []
+    assert not (dvc_repo.root / "data/images").exists()
+
+
+def test_a_few_reads_download_at_most_two_files_more(dvc_repo, latency_proxy, tmp_path):
+    dvc_repo.make_dataset("data/images", nfiles=60, size=1000, depth=0)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    got = _explore(dvc_repo, latency_proxy, tmp_path, 4)
+    assert got["demand_files"] == 4
+    assert got["prefetched_files"] <= 2
+    assert 4 <= len(got["gets"]) == len(set(got["gets"])) <= 6
+
+
 DEDUP = r"""
 import hashlib, json, multiprocessing as mp, sys, threading
 

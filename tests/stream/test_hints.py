@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from dvc_stream.stream.readahead import RAMP_READS
+
 from .conftest import md5, object_gets, stream_python, write_script
 
 FAKE_TORCH = Path(__file__).parent.parent / "fake_torch"
@@ -193,3 +195,29 @@ def test_a_dataloader_order_is_hinted_by_the_hooks(dvc_repo, latency_proxy, tmp_
         assert stats["prefetched_files"] > stats["demand_files"], stats
     else:
         assert stats["prefetched_files"] == 0, stats
+
+
+def test_under_auto_a_dataloader_order_is_all_that_is_fetched(dvc_repo, latency_proxy, tmp_path):
+    """A DataLoader over half a directory's files, more of them than the readahead's ramp: its
+    sampler's order is known, so the reads it foretells give the readahead no evidence."""
+    dataset = dvc_repo.make_dataset("data/images", nfiles=80, size=3000, depth=1, fanout=1)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    chosen = sorted(dataset.files)[::2]
+    assert len(chosen) > RAMP_READS
+    order = [(7 * i) % len(chosen) for i in range(len(chosen))]
+    script = write_script(tmp_path, "sampled.py", SAMPLED)
+    latency_proxy.reset_counters()
+    proc = stream_python(
+        dvc_repo,
+        script,
+        str(FAKE_TORCH),
+        json.dumps([order[i : i + 4] for i in range(0, len(order), 4)]),
+        json.dumps([f"data/images/{name}" for name in chosen]),
+        options=("--prefetch", "auto"),
+    )
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        dataset.files[chosen[i]].hex() for i in order
+    ]
+    gets = [path.rsplit("/files/md5/", 1)[1] for path in object_gets(latency_proxy.request_log)]
+    assert sorted(gets) == sorted(_key(dataset.files[name]) for name in chosen)
