@@ -50,6 +50,29 @@ SCENARIOS: dict[str, dict] = {
         "train_classes": None,
         "modes": MODES,
     },
+    # list a large folder, read a few of its files, pause: a notebook looking at a dataset
+    "explore": {
+        "nfiles": 2000,
+        "size": 64 * KB,
+        "fanout": 1,
+        "batch": 2,
+        "sleep_ms": 0,
+        "train_classes": None,
+        "subset_files": 4,
+        "pause_s": 8,
+        "modes": ["pull", "stream-naive", "stream"],
+    },
+    # list everything, train on a random 10% of the files (two epochs, the second one warm)
+    "listed-subset": {
+        "nfiles": 300,
+        "size": 1024 * KB,
+        "fanout": 3,
+        "batch": 8,
+        "sleep_ms": 50,
+        "train_classes": None,
+        "subset_files": 30,
+        "modes": ["pull", "stream-naive", "stream", "stream-hint", *TORCH_MODES],
+    },
     "subset": {
         "nfiles": 50 * 100,
         "size": 64 * KB,
@@ -73,6 +96,8 @@ QUICK: dict[str, dict] = {
     "small": {"nfiles": 600},
     "large": {"nfiles": 100},
     "subset": {"nfiles": 20 * 50, "fanout": 20, "train_classes": 2},
+    "explore": {"nfiles": 500, "pause_s": 3},
+    "listed-subset": {"size": 256 * KB},
 }
 # --smoke: tiny datasets, a few batches each; the run checks that every mode works and that the
 # summary has its row and ratio, not what the numbers are.
@@ -131,6 +156,10 @@ def train_args(
     classes = classes_of(conf)
     if classes:
         args += ["--classes", *classes]
+    if conf.get("subset_files"):
+        args += ["--subset-files", str(conf["subset_files"])]
+    if conf.get("pause_s"):
+        args += ["--pause-s", str(conf["pause_s"])]
     if hint:
         args.append("--hint")
     return args
@@ -196,6 +225,7 @@ def run_mode(
         program_epoch_s=result["epoch_s"],
         warm_epoch_s=result["epochs_s"][1] if len(result["epochs_s"]) > 1 else None,
         files=result["files"],
+        files_fetched=_files_fetched(metrics, conf, mode),
         bytes_read=result["bytes"],
         bytes_fetched=proxy.bytes_down,
         requests=proxy.requests,
@@ -206,6 +236,13 @@ def run_mode(
     )
     assert result["files"] > 0
     return metrics
+
+
+def _files_fetched(metrics: dict, conf: dict, mode: str) -> int | None:
+    """Files downloaded: what ``dvc stream --stats`` counted; all of them for a whole pull."""
+    if "stream_demand_files" in metrics:
+        return metrics["stream_demand_files"] + metrics["stream_prefetched_files"]
+    return conf["nfiles"] if mode == "pull" else None
 
 
 def _measure(

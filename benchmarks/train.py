@@ -12,6 +12,11 @@ The main process "trains" by sleeping a fixed time per batch. It prints one JSON
 - ``epochs_s``: the duration of every epoch (the second one is warm);
 - ``files``, ``bytes``: what one epoch read.
 
+``--subset-files N`` trains on N files drawn at random (seeded) from all those listed, as a
+program that indexes a whole dataset and trains on a sample of it does; ``--pause-s`` waits that
+long after the last epoch, as a notebook does while someone looks at what it showed, so that
+what ``dvc stream`` fetches after the reads is measured too.
+
 ``--hint`` passes the epoch's read order to ``dvc_stream.prefetch`` before the first batch, as a
 sampler-aware program would (one line); without it the program is unchanged.
 
@@ -209,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", choices=["open", "dvc-fs", "dvc-api"], default="open")
     parser.add_argument("--hint", action="store_true", help="dvc_stream.prefetch(read order)")
     parser.add_argument("--loader", choices=["pool", "torch"], default="pool")
+    parser.add_argument(
+        "--subset-files", type=int, help="train on this many files, drawn at random"
+    )
+    parser.add_argument("--pause-s", type=float, default=0.0, help="wait after the last epoch")
     parser.add_argument("--out", help="also write the JSON result to this file")
     args = parser.parse_args(argv)
 
@@ -216,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if not files:
         print(f"train.py: no files under {args.data} {args.classes}", file=sys.stderr)
         return 2
+    if args.subset_files:
+        files = sorted(random.Random(args.seed).sample(files, args.subset_files))
     epochs = torch_epochs(files, args) if args.loader == "torch" else pool_epochs(files, args)
     first = epochs[0]
 
@@ -238,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         with open(args.out, "w", encoding="utf-8") as fobj:
             fobj.write(line + "\n")
+    time.sleep(args.pause_s)
     return 0
 
 

@@ -66,7 +66,7 @@ class _Downloads:
                 self.finish(oid)
             with self._cond:
                 seen = len(self.started)
-                more = self._cond.wait_for(lambda: len(self.started) > seen, 0.3)
+                more = self._cond.wait_for(lambda seen=seen: len(self.started) > seen, 0.3)
             if not more and not self.in_flight():
                 return [oid for oid, _priority, _future in self.started]
 
