@@ -1,13 +1,13 @@
 """Background fill: fetch what the program is about to read, in the order it will likely read it.
 
-Sources, most urgent first: explicit hints (``dvc_stream.prefetch``, and a DataLoader's sampler
+Sources, most urgent first: explicit hints (``dvc_stream.prefetch``, a DataLoader's sampler
 order), then background fill as the policy allows: whole directories the program listed or read
-from (``listed``, ``touched``), or the readahead that follows its reads (``auto``,
-``readahead.py``). Each
-connection's hints are fetched in the order they came; the hints of different connections (the
-ranks of a distributed job, say) take turns, so that none waits for another's whole epoch. A
-feeder thread keeps a bounded window of background jobs in the fetcher's queue, so demand misses
-always jump ahead, and stops once the byte budget is spent. Objects already cached are only placed.
+from (``listed``, ``touched``), or the readahead that follows its reads (``auto``, see
+``readahead.py``). Each connection's hints are fetched in the order they came; the hints of
+different connections (the ranks of a distributed job, say) take turns, so that none waits for
+another's whole epoch. A feeder thread keeps a bounded window of background jobs in the fetcher's
+queue, so demand misses always jump ahead, and stops once the byte budget is spent. Objects
+already cached are only placed.
 
 The background window is bounded twice: by the number of downloads, which matters for small files
 (each one mostly waits out a round trip), and by their bytes, which matters for large ones (each
