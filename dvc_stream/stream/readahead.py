@@ -6,9 +6,9 @@ opening a file of a tracked directory that is not in the workspace yet and that 
 (a hinted file's read was foretold, and the hint already fetches it). Each directory read from
 gets credit, the files the background fill may start in it:
 
-- until the output has had ``RAMP_READS`` reads, half a file for every read of the directory:
-  a program that looks at a few files gets a file or two more, one that reads a random part of
-  a directory gets half as many files again;
+- until the output has had ``RAMP_READS`` reads, one file for every ``READS_PER_FILE`` reads of
+  the directory: a program that looks at a few files gets a file more, one that reads a random
+  part of a directory gets a third as many files again;
 - from then on, every read of a directory tops its credit up to ``AHEAD`` files: a shuffled
   epoch, whose reads are spread over the whole directory, keeps the fill at full concurrency;
   when its reads stop, the fill stops at most ``AHEAD`` files later;
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
     from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
 
-RAMP_READS = 32  # reads of an output before the fill may run AHEAD files ahead of each read
-RAMP_CREDIT = 0.5  # files of credit per read before that
+RAMP_READS = 32  # reads of an output before the fill may run AHEAD files past each read
+READS_PER_FILE = 3  # reads of a directory for each file of credit before that
 AHEAD = 32  # files a directory's fill may start after its latest read, once ramped up
 IDLE_SECONDS = 10.0  # a pause in the reads that sends the output back to the start
 
@@ -61,7 +61,8 @@ class DirFill:
         self.names = sorted(name for name, kind in children.items() if kind == FILE)
         self.start = bisect.bisect_right(self.names, first_read)
         self.passed = 0  # names the fill has looked at, from ``start`` on
-        self.credit = 0.0
+        self.credit = 0  # files the fill may start
+        self.reads = 0  # reads not yet turned into credit, while ramping up
 
     def next_file(self) -> TrackedFile | None:
         """The next file the fill has not looked at; None once it has looked at them all."""
@@ -95,7 +96,9 @@ class Readahead:
         if reads > RAMP_READS:
             fill.credit = max(fill.credit, AHEAD)
         else:
-            fill.credit += RAMP_CREDIT
+            fill.reads += 1
+            fill.credit += fill.reads // READS_PER_FILE
+            fill.reads %= READS_PER_FILE
         if fill.credit >= 1 and fill not in self._ready:
             self._ready.append(fill)
         return fill.credit >= 1
@@ -108,7 +111,7 @@ class Readahead:
             while tracked is not None and (tracked.path in self._known or present(tracked.path)):
                 tracked = fill.next_file()
             if tracked is None:
-                fill.credit = 0.0  # looked at every file: nothing left to fill
+                fill.credit = 0  # looked at every file: nothing left to fill
                 continue
             fill.credit -= 1
             if fill.credit >= 1:
@@ -137,5 +140,5 @@ class Readahead:
     def _drop_credit(self, output: TrackedOutput) -> None:
         for fill in self._dirs.values():
             if fill.output is output:
-                fill.credit = 0.0
+                fill.credit = fill.reads = 0
         self._ready = deque(fill for fill in self._ready if fill.output is not output)

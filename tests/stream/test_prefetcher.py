@@ -20,7 +20,7 @@ import pytest
 from dvc_stream.stream.fetcher import BACKGROUND, HINT
 from dvc_stream.stream.object_sizes import SizeIndex
 from dvc_stream.stream.prefetcher import BACKGROUND_BYTES_PER_JOB, Prefetcher
-from dvc_stream.stream.readahead import AHEAD, RAMP_READS
+from dvc_stream.stream.readahead import AHEAD, RAMP_READS, READS_PER_FILE
 from dvc_stream.workspace.manifest import DIR, FILE, DirTree, TrackedFile, TrackedOutput
 
 TIMEOUT = 30  # seconds: only a hang would reach it
@@ -293,17 +293,18 @@ def test_readahead_grows_with_reads_and_stops_with_them(prefetching):
     random.Random(1).shuffle(order)
     program = _Program(prefetcher, downloads, order)
 
+    ramp = RAMP_READS // READS_PER_FILE
+    program.read(READS_PER_FILE - 1)
+    assert downloads.drain() == []  # a read or two: no evidence yet
     program.read(1)
-    assert downloads.drain() == []  # one read: no evidence yet
-    program.read(3)
-    assert len(downloads.drain()) == 2  # four reads: two files ahead
-    program.read(RAMP_READS - 4)
-    assert len(downloads.drain()) == RAMP_READS // 2  # half a file per read so far
+    assert len(downloads.drain()) == 1
+    program.read(RAMP_READS - READS_PER_FILE)
+    assert len(downloads.drain()) == ramp  # a file for every READS_PER_FILE reads so far
 
     program.read(1)  # the output has had RAMP_READS + 1 reads
-    assert len(downloads.drain()) == RAMP_READS // 2 + AHEAD
+    assert len(downloads.drain()) == ramp + AHEAD
     program.read(1)
-    ramped = RAMP_READS // 2 + 2 * AHEAD
+    ramped = ramp + 2 * AHEAD
     assert len(downloads.drain()) == ramped  # each read lets the fill run AHEAD files on
     assert {priority for _oid, priority, _f in downloads.started} == {BACKGROUND}
     # no more reads: nothing more, although more than half the files are still absent
@@ -311,14 +312,18 @@ def test_readahead_grows_with_reads_and_stops_with_them(prefetching):
 
 
 def test_the_readahead_takes_the_files_after_the_first_read_in_name_order(prefetching):
-    prefetcher, downloads, output = prefetching(jobs=11, sizes=[KB] * 10, policy="auto")
+    prefetcher, downloads, output = prefetching(jobs=11, sizes=[KB] * 12, policy="auto")
     files = _files(output, "")
-    for tracked in (files[6], files[9]):
+    assert READS_PER_FILE == 3
+    for tracked in (files[6], files[11], files[2]):
         prefetcher.touched(tracked)
     assert downloads.drain() == ["oid-f007"]
-    for tracked in (files[2], files[3], files[4], files[5]):
+    for tracked in (files[3], files[4], files[5]):
         prefetcher.touched(tracked)
-    # f006 and f009 were read, f007 fetched: f008, then from the first name on
+    assert downloads.drain() == ["oid-f007", "oid-f008"]
+    for tracked in (files[9], files[10], files[1]):
+        prefetcher.touched(tracked)
+    # f009 to f011 were read: from the first name on
     assert downloads.drain() == ["oid-f007", "oid-f008", "oid-f000"]
 
 
@@ -333,7 +338,7 @@ def test_a_shuffled_epoch_reaches_full_concurrency_within_its_first_few_dozen_re
     program = _Program(prefetcher, downloads, order)
     program.read(RAMP_READS)
     ramp = len(downloads.drain())
-    assert 0 < ramp <= RAMP_READS // 2  # half a file per read of each directory
+    assert ramp <= RAMP_READS // READS_PER_FILE  # a file for every few reads of each directory
 
     program.read(1)
     window = prefetcher.background_window

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import pytest
 
-from dvc_stream.stream.readahead import AHEAD, IDLE_SECONDS, RAMP_READS, Readahead
+from dvc_stream.stream.readahead import (
+    AHEAD,
+    IDLE_SECONDS,
+    RAMP_READS,
+    READS_PER_FILE,
+    Readahead,
+)
 from dvc_stream.workspace.manifest import FILE, DirTree, TrackedFile, TrackedOutput
 
 
@@ -52,14 +58,14 @@ def _files(output: TrackedOutput) -> list[TrackedFile]:
     return list(output.files_in(""))
 
 
-def test_half_a_file_per_read_then_ahead_after_every_read(tmp_path, clock):
+def test_a_file_for_every_few_reads_then_ahead_after_every_read(tmp_path, clock):
     files = _files(_output(tmp_path, 300))
     readahead = Readahead(clock)
     taken = []
     for tracked in files[100 : 100 + RAMP_READS]:
         readahead.read(tracked)
         taken += _take_all(readahead)
-    assert len(taken) == RAMP_READS // 2
+    assert len(taken) == RAMP_READS // READS_PER_FILE
     readahead.read(files[200])
     assert len(_take_all(readahead)) == AHEAD
     readahead.read(files[201])
@@ -74,21 +80,24 @@ def test_a_pause_in_the_reads_starts_the_count_again(tmp_path, clock):
         readahead.read(tracked)
         clock.now += 0.1
     clock.now += IDLE_SECONDS + 1  # the fill had credit left: it is dropped
-    readahead.read(files[150])
+    for tracked in files[150 : 150 + READS_PER_FILE - 1]:
+        readahead.read(tracked)
     assert _take_all(readahead) == []
-    readahead.read(files[151])
+    readahead.read(files[200])
     assert len(_take_all(readahead)) == 1
 
 
 def test_files_present_hinted_or_read_cost_no_credit(tmp_path, clock):
-    files = _files(_output(tmp_path, 10))
+    files = _files(_output(tmp_path, 12))
     readahead = Readahead(clock)
     readahead.hinted([files[3]])
     present = {files[1].path, files[4].path}
-    for tracked in (files[0], files[2], files[6], files[9]):
+    reads = (files[0], files[2], files[6], files[7], files[8], files[9])
+    for tracked in reads:
         readahead.read(tracked)
-    # two files of credit; after f000: f001 present, f002 read, f003 hinted, f004 present
-    assert _take_all(readahead, present.__contains__) == ["f005", "f007"]
+    assert len(reads) // READS_PER_FILE == 2  # files of credit
+    # after f000: f001 present, f002 read, f003 hinted, f004 present; f006 to f009 read
+    assert _take_all(readahead, present.__contains__) == ["f005", "f010"]
 
 
 def test_reads_of_hinted_files_are_no_evidence(tmp_path, clock):
@@ -108,7 +117,8 @@ def test_each_directory_gets_the_credit_of_its_own_reads(tmp_path, clock):
         children={"": {}, **{d: {n[2:]: FILE for n in names[d]} for d in names}},
     )
     readahead = Readahead(clock)
-    for name in names["a"][:4]:
+    for name in names["a"][: 2 * READS_PER_FILE]:
         readahead.read(output.file(name))
-    readahead.read(output.file("b/f0"))
-    assert _take_all(readahead) == ["f4", "f5"]  # from a: b has half a file
+    for name in names["b"][: READS_PER_FILE - 1]:
+        readahead.read(output.file(name))
+    assert _take_all(readahead) == ["f6", "f7"]  # from a: b has had too few reads yet
