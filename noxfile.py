@@ -100,10 +100,11 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """The long reliability runs: the full soak and the repeated fault matrix (the rest of
-    tests/reliability is in the default run)."""
+    """The long reliability runs: the full soak, the repeated fault matrix and the long
+    stateful run of the partial workspace (the rest of these files is in the default run)."""
     session.install("-e", ".[tests]")
-    session.run("pytest", "tests/reliability", "-m", "long", "-s", *session.posargs)
+    paths = ["tests/reliability", "tests/workspace/test_stateful.py"]
+    session.run("pytest", *paths, "-m", "long", "-s", *session.posargs)
 
 
 @nox.session

@@ -45,13 +45,15 @@ class Version:
 class Model:
     """The clone as it must be. ``placed``: workspace files holding bytes the cache has (placed
     by a run or a pull, for any version); ``user``: files the user wrote (bytes in no cache);
-    ``cache``: the md5s in the local cache."""
+    ``cache``: the md5s in the local cache; ``claimed``: ``data/raw`` is in the record of
+    partial outputs (a run placed files into it and no run found it whole since)."""
 
     branch: str
     versions: dict[str, Version]
     placed: dict[str, bytes] = field(default_factory=dict)
     user: dict[str, bytes] = field(default_factory=dict)
     cache: set[str] = field(default_factory=set)
+    claimed: bool = False
 
     @property
     def version(self) -> Version:
@@ -75,6 +77,26 @@ class Model:
         """The tracked tree plus the user's new and edited files: what ``dvc add`` records."""
         return {**self.version.raw, **self.user_raw()}
 
+    def add_outcomes(self) -> dict[str, set[bytes | None]]:
+        """What ``dvc add data/raw`` may record for each relpath (None: no entry): the merged
+        tree, except that a placed file of another version (a switch, no run since) may be
+        recorded as it is, as DVC records any file present."""
+        outcomes: dict[str, set[bytes | None]] = {
+            rel: {data} for rel, data in self.merged_raw().items()
+        }
+        for path, data in self.placed.items():
+            rel = path.removeprefix(f"{RAW}/")
+            if rel != path and self.tracked(path) != data:
+                outcomes.setdefault(rel, {None}).add(data)
+        return outcomes
+
+    def dvc_sees_raw(self) -> bool:
+        """``data/raw`` is in the record (DVC's commands must see the partial workspace), or
+        it is as DVC alone would leave it, whole and of the checked-out version. The rest (a
+        pulled copy of another version after a switch, say) is DVC's own case, outside the
+        record: only ``dvc checkout`` or the next run brings it to the checked-out version."""
+        return self.claimed or not (self.raw_stale() or self.raw_partial())
+
     def raw_present(self) -> bool:
         return any(p.startswith(f"{RAW}/") for p in (*self.placed, *self.user))
 
@@ -94,7 +116,9 @@ class Model:
 
     def reconcile(self) -> None:
         """A run's start-up, by DVC's overwrite rule: a placed file of another version is
-        replaced from the cache (removed if the cache or the version lacks it); the user's stay."""
+        replaced from the cache (removed if the cache or the version lacks it); the user's stay.
+        A whole ``data/raw`` leaves the record; one that lost files is in it."""
+        removed = False
         for path, data in list(self.placed.items()):
             tracked = self.tracked(path)
             if tracked == data:
@@ -103,6 +127,8 @@ class Model:
                 self.placed[path] = tracked
             else:
                 del self.placed[path]
+                removed = removed or path.startswith(f"{RAW}/")
+        self.claimed = self.raw_partial() and (self.claimed or removed)
 
     def read(self, path: str) -> None:
         """A streamed read places a tracked file that is absent."""
@@ -110,6 +136,7 @@ class Model:
         if path not in self.user and tracked is not None:
             self.placed[path] = tracked
             self.cache.add(md5(tracked))
+            self.claimed = self.claimed or path.startswith(f"{RAW}/")
 
     def write(self, path: str, data: bytes) -> None:
         self.placed.pop(path, None)
@@ -118,11 +145,11 @@ class Model:
     def commit_raw(self, raw: dict[str, bytes]) -> None:
         """``data/raw.dvc`` now records ``raw``: the user's files in it are in the cache."""
         self.version.raw = dict(raw)
-        self.cache.update(md5(data) for data in raw.values())
         for rel in raw:
             path = f"{RAW}/{rel}"
             if path in self.user:
                 self.placed[path] = self.user.pop(path)
+                self.cache.add(md5(self.placed[path]))
 
     def commit_labels(self) -> None:
         self.version.labels = self.user.pop(LABELS)
@@ -142,6 +169,7 @@ class Model:
         self.placed = {f"{RAW}/{rel}": data for rel, data in self.version.raw.items()}
         self.placed[LABELS] = self.version.labels
         self.user = {}
+        self.claimed = False
 
     def expected_tree(self) -> dict[str, bytes]:
         """Every file under ``data/`` after a successful ``dvc pull``."""
