@@ -7,9 +7,11 @@ alike):
 - ``Output._get_hash_meta``, ``changed_cache``, ``workspace_status``: what a partial output or a
   dependency on one is (its view, ``view.py``), and that its absent files are not missing.
 - ``Output.save``, ``commit``, ``add``: record the view, never the present files alone.
-- ``check_missing_outputs`` (the "missing data 'source'" check) and ``Stage.run``: a data source
-  that is partial is not missing; a stage command never runs over a partial dependency outside
-  ``dvc stream``, and under it the outputs the command makes are recorded as usual.
+- ``check_missing_outputs`` (the "missing data 'source'" check), ``Stage.run`` and the
+  reproduction loop: a data source that is partial is not missing; a stage command never runs
+  over a partial dependency outside ``dvc stream`` (``dvc repro`` refuses before its first stage,
+  so nothing upstream is recommitted either), and under it the outputs the command makes are
+  recorded as usual.
 - ``build_data_index``, ``checkout`` and dvc-data's checkout ``apply``: the workspace index of
   ``dvc data status``, ``dvc diff`` and ``dvc checkout`` (``workspace_index.py``).
 
@@ -150,14 +152,50 @@ def _run(original: Callable) -> Callable:
 
 
 def _refuse_partial_deps(stage: Stage) -> None:
+    if (name := _partial_dep(stage)) is not None:
+        raise PartialWorkspaceError(name)
+
+
+def _partial_dep(stage: Stage) -> str | None:
+    """The first dependency of ``stage`` that is partial with files absent, if any."""
     for dep in stage.deps:
         found = partial.find(dep)
         if found is not None and view.missing(found):
-            raise PartialWorkspaceError(str(dep))
+            return str(dep)
         if partial.local(dep):
             for out in partial.claimed_inside(stage.repo, dep.fs_path):
                 if view.missing(partial.Partial(out)):
-                    raise PartialWorkspaceError(str(out))
+                    return str(out)
+    return None
+
+
+def _reproduce(original: Callable) -> Callable:
+    def _reproduce(stages: list[Stage], *args, **kwargs):
+        # NOTE: refuse before the first stage runs: a data source upstream of the refused stage
+        # would otherwise be recommitted first (with an edit or another version's file in it).
+        if not partial.streaming() and not kwargs.get("dry"):
+            for stage in stages:
+                if _would_run_over_partial(stage, kwargs.get("force", False)):
+                    _refuse_reproducing(stage)
+        return original(stages, *args, **kwargs)
+
+    return _reproduce
+
+
+def _refuse_reproducing(stage: Stage) -> None:
+    """Raise as DVC's reproduction loop reports a stage that failed."""
+    from dvc.exceptions import ReproductionError
+
+    try:
+        _refuse_partial_deps(stage)
+    except PartialWorkspaceError as exc:
+        raise ReproductionError(f"failed to reproduce {stage.addressing!r}") from exc
+
+
+def _would_run_over_partial(stage: Stage, force: bool) -> bool:
+    if not stage.cmd or stage.frozen or _partial_dep(stage) is None:
+        return False
+    return force or stage.changed()
 
 
 def _build_data_index(original: Callable) -> Callable:
@@ -198,6 +236,7 @@ PATCHES: tuple[Patch, ...] = (
     Patch("dvc.output:Output", "add", _add),
     Patch("dvc.stage", "check_missing_outputs", _check_missing_outputs),
     Patch("dvc.stage:Stage", "run", _run),
+    Patch("dvc.repo.reproduce", "_reproduce", _reproduce),
     Patch("dvc.repo.index", "build_data_index", _build_data_index),
     # NOTE: `Repo.checkout` is bound at class creation; `dvc exp` imports the module's own.
     Patch("dvc.repo:Repo", "checkout", _checkout),

@@ -49,6 +49,21 @@ def test_repro_refuses_a_stage_over_a_partial_dep(clone, tmp_path):
     assert _snapshot(clone) == before
 
 
+def test_repro_refuses_before_recommitting_an_edited_data_source(clone, tmp_path):
+    # NOTE: the data source upstream of the refused stage holds a real change: it is not
+    # recorded either, since the refusal comes before the first stage is reproduced.
+    read_in_stream(clone, tmp_path, FIRST)
+    (clone.root / FIRST).chmod(0o644)
+    (clone.root / FIRST).write_bytes(b"edited by hand\n")
+    before = _snapshot(clone)
+    proc = clone.dvc("repro", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert errors == [f"ERROR: failed to reproduce 'count': {REFUSAL}"], proc.stderr
+    assert "Verifying data sources" not in proc.stdout + proc.stderr
+    assert _snapshot(clone) == before
+
+
 def test_repro_refuses_a_stage_over_a_tree_that_holds_a_partial_output(clone, tmp_path):
     read_in_stream(clone, tmp_path, FIRST, "data/labels.csv")
     code = "open('all.txt', 'w').write('x')"
