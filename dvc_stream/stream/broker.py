@@ -24,6 +24,7 @@ from dvc_stream.stream.prefetcher import Prefetcher
 from dvc_stream.stream.remotes import Remotes, jobs_for_latency, pull_jobs
 from dvc_stream.stream.sources import Sources
 from dvc_stream.stream.stats import Stats
+from dvc_stream.workspace.cache_objects import IncompleteObject
 from dvc_stream.workspace.manifest import Manifest
 from dvc_stream.workspace.placement import Placer
 from dvc_stream.workspace.reconcile import hand_back, reconcile
@@ -37,6 +38,8 @@ if TYPE_CHECKING:
     from dvc_stream.workspace.summary import Incomplete
 
 logger = logging.getLogger(__name__)
+
+PLACE_ATTEMPTS = 3  # fetches of an object that another process keeps removing or rewriting
 
 
 class Broker:
@@ -199,11 +202,7 @@ class Broker:
         start = time.perf_counter()
         was_cached = ref.is_cached()
         try:
-            future = self.fetcher.submit(ref, DEMAND)
-            # NOTE: told before the wait, so that a readahead runs alongside this fetch
-            self.prefetcher.touched(tracked)
-            future.result()
-            self._place(tracked)
+            self._fetch_and_place(ref, tracked)
         except FetchError as exc:
             self.stats.add(failed_files=1)
             raise OSError(errno.EIO, str(exc), tracked.path) from None
@@ -213,6 +212,22 @@ class Broker:
         if was_cached and ref.oid not in self._fetched:
             self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
         return ref
+
+    def _fetch_and_place(self, ref: ObjectRef, tracked: TrackedFile) -> None:
+        for attempt in range(1, PLACE_ATTEMPTS + 1):
+            future = self.fetcher.submit(ref, DEMAND)
+            if attempt == 1:
+                # NOTE: told before the wait, so that a readahead runs alongside this fetch
+                self.prefetcher.touched(tracked)
+            future.result()
+            try:
+                self._place(tracked)
+                return
+            except IncompleteObject as exc:
+                # NOTE: another process removed or rewrote the object since it was checked.
+                logger.debug("'%s' changed in the cache (%d): %s", ref.display, attempt, exc)
+                if attempt == PLACE_ATTEMPTS:
+                    raise FetchError(ref.display, ref.remote_name, str(exc)) from None
 
     def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:
         self._fetched.add(ref.oid)

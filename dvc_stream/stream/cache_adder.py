@@ -1,11 +1,14 @@
-"""Finished downloads -> DVC cache: each checked against its md5, then added in batches.
+"""Finished downloads -> DVC cache: each checked against its md5, then published whole.
 
-Adding objects one by one costs a state-database transaction and a failed reflink attempt per
-object, and spreading that work over many threads makes them fight for the GIL with the event
-loop that runs the downloads (a thread per download made 400 futex calls per 8 KB object). One
-thread takes whatever has finished since its last pass and adds it with one ``HashFileDB.add``
-call, as ``dvc pull`` does. The fetcher keeps a second adder for the downloads a reader is
-blocked on, so that they never queue behind a batch of prefetches.
+Checking an object costs a hash and adding it a few system calls; spreading that work over many
+threads makes them fight for the GIL with the event loop that runs the downloads (a thread per
+download made 400 futex calls per 8 KB object). One thread takes the finished downloads in turn.
+The fetcher keeps a second adder for the downloads a reader is blocked on, so that they never
+queue behind the prefetches.
+
+An object goes into the cache through ``cache_objects.publish``, never through
+``HashFileDB.add``, which writes at the object's final path and so shows other processes an
+empty object for a moment (see ``cache_objects``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,12 @@ import logging
 import os
 import queue
 import threading
-from collections import defaultdict
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import FetchError
+from dvc_stream.workspace import cache_objects
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -27,8 +30,6 @@ if TYPE_CHECKING:
     from dvc_stream.stream.fetcher import ObjectRef
 
 logger = logging.getLogger(__name__)
-
-MAX_BATCH = 256
 
 
 @dataclass
@@ -62,53 +63,23 @@ class CacheAdder:
 
     def _run(self) -> None:
         with self.thread_context():
-            while (batch := self._next_batch()) is not None:
-                self._add(batch)
+            while (download := self._queue.get()) is not None:
+                self._add(download)
 
-    def _next_batch(self) -> list[Download] | None:
-        first = self._queue.get()
-        if first is None:
-            return None
-        batch = [first]
-        while len(batch) < MAX_BATCH:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is None:
-                self._queue.put(None)  # stop after this batch
-                break
-            batch.append(item)
-        return batch
-
-    def _add(self, batch: list[Download]) -> None:
-        by_cache: dict[int, list[tuple[Download, int]]] = defaultdict(list)
-        for download in batch:
-            try:
-                size = _checked_size(download)
-            except BaseException as exc:
-                _finish(download, exc, 0)
-            else:
-                by_cache[id(download.ref.cache)].append((download, size))
-        for items in by_cache.values():
-            self._add_to_cache(items)
-
-    def _add_to_cache(self, items: list[tuple[Download, int]]) -> None:
-        from dvc_objects.fs.local import localfs
-
-        cache = items[0][0].ref.cache
+    def _add(self, download: Download) -> None:
         try:
-            cache.add(
-                [d.tmp for d, _ in items], localfs, [d.ref.oid for d, _ in items], hardlink=True
-            )
-        except Exception as exc:
-            logger.debug("adding %d objects to the cache failed: %s", len(items), exc)
-            for download, _ in items:
-                error = FetchError(download.ref.display, download.ref.remote_name, str(exc))
-                _finish(download, error, 0)
+            size = _checked_size(download)
+        except BaseException as exc:
+            _finish(download, exc, 0)
             return
-        for download, size in items:
-            _finish(download, None, size)
+        ref = download.ref
+        try:
+            cache_objects.publish(ref.cache, download.tmp, ref.oid)
+        except Exception as exc:
+            logger.debug("adding %s to the cache failed: %s", ref.oid, exc)
+            _finish(download, FetchError(ref.display, ref.remote_name, str(exc)), 0)
+            return
+        _finish(download, None, size)
 
 
 def _checked_size(download: Download) -> int:

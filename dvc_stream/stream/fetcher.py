@@ -3,9 +3,10 @@
 Every download goes through one ``Fetcher``: a priority queue from which at most ``jobs``
 downloads run at a time. Demand misses come before hints, hints before background fill,
 and a demand request for an object already queued promotes it. An object is downloaded to a
-temporary file, checked against its md5, and only then added to the DVC cache with dvc-objects
-(atomic rename, read-only), so a reader never sees a partial object and a killed process leaves
-only a temporary file behind, which the next run removes.
+temporary file, checked against its md5, and only then published in the DVC cache, read-only and
+by a rename (``cache_objects``), so a reader never sees a partial object and a killed process
+leaves only a temporary file behind, which the next run removes. An object another process is
+writing does not count as cached: it is fetched again.
 
 Downloads from an asynchronous filesystem (s3fs, gcsfs, adlfs...) run as coroutines on its event
 loop, as ``dvc pull`` runs them; others run on a thread pool. Finished downloads are checked and
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING
 from dvc_stream.errors import FetchError
 from dvc_stream.stream import stall
 from dvc_stream.stream.cache_adder import CacheAdder, Download
-from dvc_stream.workspace import scratch
+from dvc_stream.workspace import cache_objects, scratch
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,7 +61,7 @@ class ObjectRef:
         return self.cache.oid_to_path(self.oid)
 
     def is_cached(self) -> bool:
-        return os.path.exists(self.cache_path)
+        return cache_objects.whole_size(self.cache, self.oid) is not None
 
 
 @dataclass
@@ -108,23 +109,35 @@ class Fetcher:
     def submit(self, ref: ObjectRef, priority: int = DEMAND) -> Future:
         """A future that completes when ``ref`` is in the cache (at once if it already is)."""
         with self._lock:
-            job = self._jobs.get(ref.oid)
-            if job is None:
-                if self._closed:
-                    raise FetchError(ref.display, ref.remote_name, "dvc stream is shutting down")
-                if ref.is_cached():
-                    done: Future = Future()
-                    done.set_result(ref.cache_path)
-                    return done
-                self._jobs[ref.oid] = job = _Job(ref, priority)
-                heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
-            elif priority < job.priority and not job.started:
-                job.priority = priority
-                heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
-            if priority == DEMAND:
-                job.awaited = True
+            job = self._queued(ref, priority, create=False)
+        # NOTE: outside the lock: telling whether an object is whole may mean hashing it.
+        if job is None and not ref.is_cached():
+            with self._lock:
+                job = self._queued(ref, priority, create=True)
+        if job is None:
+            done: Future = Future()
+            done.set_result(ref.cache_path)
+            return done
         self._start_ready()
         return job.future
+
+    def _queued(self, ref: ObjectRef, priority: int, create: bool) -> _Job | None:
+        """The job for ``ref``, promoted to ``priority``; a new one if ``create``. Locked."""
+        job = self._jobs.get(ref.oid)
+        if job is None:
+            if self._closed:
+                raise FetchError(ref.display, ref.remote_name, "dvc stream is shutting down")
+            # NOTE: a job for it may have ended since the caller looked in the cache.
+            if not create or cache_objects.is_sealed(ref.cache, ref.oid):
+                return None
+            self._jobs[ref.oid] = job = _Job(ref, priority)
+            heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
+        elif priority < job.priority and not job.started:
+            job.priority = priority
+            heapq.heappush(self._heap, (priority, next(self._seq), ref.oid))
+        if priority == DEMAND:
+            job.awaited = True
+        return job
 
     def close(self, wait: bool = True, timeout: float = 10) -> None:
         """Stop taking work, cancel what is queued or in flight, and wait for the clean-up."""

@@ -1,6 +1,7 @@
 """Object sizes, for ``os.stat`` of files that are not fetched yet.
 
-A ``.dir`` object records no sizes. A size comes from the cache if the object is there, else from
+A ``.dir`` object records no sizes. A size comes from the cache if the object is whole there
+(an object another process is writing may be empty for a moment), else from
 one metadata request to the remote, memoized. When one file of a directory is asked for, its
 siblings are asked for in the same batch, since programs usually stat a whole directory.
 """
@@ -8,11 +9,11 @@ siblings are asked for in the same batch, since programs usually stat a whole di
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import FetchError
+from dvc_stream.workspace import cache_objects
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -60,10 +61,11 @@ class SizeIndex:
         for ref in refs:
             if ref.oid in self._sizes:
                 continue
-            try:
-                self._sizes[ref.oid] = os.path.getsize(ref.cache_path)
-            except OSError:
+            size = cache_objects.whole_size(ref.cache, ref.oid)
+            if size is None:
                 remote_refs.append(ref)
+            else:
+                self._sizes[ref.oid] = size
         if not remote_refs:
             return
         unique = list({ref.oid: ref for ref in remote_refs}.values())

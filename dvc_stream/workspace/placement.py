@@ -2,13 +2,15 @@
 
 The file is linked or copied from the cache (``cache.type``) to a temporary name in
 ``.dvc/tmp/stream-place``, then hard-linked to its real name, which fails instead of overwriting
-if the program created that file meanwhile: the local copy always wins. Nothing half-placed is
-ever in the workspace, not even under a hidden name, so no listing shows one and a killed run
-leaves none behind (the next run removes its stale temporary files). Only an output on another
-filesystem than ``.dvc/tmp`` gets its temporary file beside the real name; the directories that
-hold such files are recorded in ``.dvc/tmp``, so that the next run removes what a killed one left
-there too. Placed files are recorded in DVC's state in batches, so ``dvc status`` does not rehash
-them.
+if the program created that file meanwhile: the local copy always wins. Only a whole cache object
+is placed (``cache_objects``), and the copy must have its size: an object that another process
+removes or rewrites meanwhile raises ``IncompleteObject``, for the caller to fetch it again.
+Nothing half-placed is ever in the workspace, not even under a hidden name, so no listing shows
+one and a killed run leaves none behind (the next run removes its stale temporary files). Only
+an output on another filesystem than ``.dvc/tmp`` gets its temporary file beside the real name;
+the directories that hold such files are recorded in ``.dvc/tmp``, so that the next run removes
+what a killed one left there too. Placed files are recorded in DVC's state in batches, with the
+inode, size and mtime they had when placed, so ``dvc status`` does not rehash them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from contextlib import suppress
 from copy import copy
 from typing import TYPE_CHECKING
 
-from dvc_stream.workspace import record, scratch
+from dvc_stream.workspace import cache_objects, record, scratch
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
@@ -43,7 +45,7 @@ class Placer:
         self._root = os.path.abspath(repo.root_dir)
         self._tmp_dir = repo.tmp_dir
         self._claimed: set[str] = set()  # outputs this run has entered in the record
-        self._pending: list[tuple[str, object]] = []
+        self._pending: list[tuple[str, object, dict]] = []  # (path, hash_info, info when placed)
         self._lock = threading.Lock()
         self._links: dict[tuple[str, str], list[str]] = {}  # (cache, output) -> link types
         self.placed_outputs: dict[str, TrackedOutput] = {}  # path -> output placed into
@@ -56,7 +58,6 @@ class Placer:
     def place(self, tracked: TrackedFile) -> bool:
         """Put ``tracked`` in the workspace from the cache; False if something is already there."""
         from dvc_data.hashfile.hash_info import HashInfo
-        from dvc_objects.fs import generic
         from dvc_objects.fs.local import localfs
 
         dest = tracked.path
@@ -73,19 +74,12 @@ class Placer:
             tmp = os.path.join(parent, _in_place_name(name))
         else:
             tmp = scratch.new_name(self._staging)
-        source = cache.oid_to_path(tracked.oid)
         links = self._links_for(cache, tracked.output.path)
         try:
-            if links[0] == "copy":
-                # NOTE: dvc-objects' copy tries a reflink first and writes through a temporary
-                # file of its own; the test already showed reflinks fail here, and `tmp` is ours.
-                shutil.copyfile(source, tmp)
-            else:
-                generic.transfer(cache.fs, source, localfs, tmp, links=links)
-            if tracked.isexec:
-                cache.set_exec(tmp)
+            _copy_object(tracked, tmp, links)
             self._claim(tracked.output)
             os.link(tmp, dest, follow_symlinks=False)
+            info = localfs.info(tmp)  # NOTE: `tmp` is `dest`'s inode, and ours alone
         except FileExistsError:
             return False
         except OSError as exc:
@@ -96,7 +90,7 @@ class Placer:
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        self._remember(dest, HashInfo(cache.hash_name, tracked.oid))
+        self._remember(dest, HashInfo(cache.hash_name, tracked.oid), info)
         self.placed_outputs.setdefault(tracked.output.path, tracked.output)
         return True
 
@@ -134,9 +128,9 @@ class Placer:
             links = self._links[key] = links or list(cache.cache_types)
         return copy(links)
 
-    def _remember(self, path: str, hash_info) -> None:
+    def _remember(self, path: str, hash_info, info: dict) -> None:
         with self._lock:
-            self._pending.append((path, hash_info))
+            self._pending.append((path, hash_info, info))
             if len(self._pending) >= STATE_BATCH:
                 self._flush_locked()
 
@@ -148,14 +142,33 @@ class Placer:
         from dvc_objects.fs.local import localfs
 
         batch, self._pending = self._pending, []
-        items = []
-        for path, hash_info in batch:
-            try:
-                items.append((path, hash_info, localfs.info(path)))
-            except FileNotFoundError:
-                continue
-        if items:
-            self._state.save_many(items, localfs)
+        if batch:
+            self._state.save_many(batch, localfs)
+
+
+def _copy_object(tracked: TrackedFile, tmp: str, links: list[str]) -> None:
+    """Link or copy the whole cache object of ``tracked`` to ``tmp``."""
+    from dvc_objects.fs import generic
+    from dvc_objects.fs.local import localfs
+
+    cache = tracked.output.out.cache
+    source = cache.oid_to_path(tracked.oid)
+    size = cache_objects.whole_size(cache, tracked.oid)
+    if size is None:
+        raise cache_objects.IncompleteObject(source)
+    try:
+        if links[0] == "copy":
+            # NOTE: dvc-objects' copy tries a reflink first and writes through a temporary
+            # file of its own; the test already showed reflinks fail here, and `tmp` is ours.
+            shutil.copyfile(source, tmp)
+        else:
+            generic.transfer(cache.fs, source, localfs, tmp, links=links)
+    except FileNotFoundError:  # removed since it was checked
+        raise cache_objects.IncompleteObject(source) from None
+    if os.path.getsize(tmp) != size:  # NOTE: truncated in place while it was read
+        raise cache_objects.IncompleteObject(source)
+    if tracked.isexec:
+        cache.set_exec(tmp)
 
 
 def _in_place_name(name: str) -> str:

@@ -15,20 +15,24 @@ LIVENESS_TIMEOUT = 30  # seconds: only a hang would reach it
 
 
 class _StuckCache:
-    """A cache whose ``add`` waits until released: a batch of prefetches being added."""
+    """A cache that waits to be released before it stores an object: prefetches being added."""
 
     def __init__(self, db: HashFileDB):
         self.db = db
+        self.hash_name = db.hash_name
         self.entered = threading.Event()
         self.release = threading.Event()
 
     def oid_to_path(self, oid: str) -> str:
         return self.db.oid_to_path(oid)
 
-    def add(self, *args, **kwargs):
+    def makedirs(self, path: str) -> None:
         self.entered.set()
         self.release.wait(LIVENESS_TIMEOUT)
-        return self.db.add(*args, **kwargs)
+        self.db.makedirs(path)
+
+    def protect(self, path: str) -> None:
+        self.db.protect(path)
 
 
 def _object(remote: HashFileDB, data: bytes) -> str:
