@@ -1,0 +1,258 @@
+"""Several runs at once on one workspace, or on one cache: every read returns the whole file, and
+nothing empty or partial is placed in a workspace or left in the cache.
+
+Two runs that read the same files both download them and both add them to the cache. A cache
+object that another process is writing must never count as there. The runs read from a local
+remote here: the race is between the processes that share the cache, whatever the remote, and a
+local remote fetches many more objects per second than the moto server, so a race shows in every
+run instead of now and then. The long stress test reads from the moto S3 remote.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+
+import pytest
+
+from .conftest import (
+    READ,
+    kill_group,
+    last_json,
+    md5,
+    partial_files,
+    spawn_stream,
+    stream,
+    temp_files,
+    write_script,
+)
+
+SIZE = 700
+
+# Reads its share of the files, checks the size ``os.stat`` gives and every byte, and prints a
+# summary. ``hooks`` streams through ``install_hooks()`` in this process instead of `dvc stream`.
+CHECK = r"""
+import hashlib, json, os, random, sys
+from concurrent.futures import ThreadPoolExecutor
+expected_file, root, start, count, order, hooks = sys.argv[1:7]
+expected = json.load(open(expected_file))
+rels = sorted(expected)
+mine = [rels[(int(start) + i) % len(rels)] for i in range(int(count))]
+if order == "reverse":
+    mine.reverse()
+elif order == "shuffle":
+    random.Random(start).shuffle(mine)
+
+def check(rel):
+    path = os.path.join(root, rel)
+    size, digest = expected[rel]
+    try:
+        st_size = os.stat(path).st_size
+        with open(path, "rb") as fobj:
+            data = fobj.read()
+    except OSError as exc:
+        return f"{rel}: {type(exc).__name__}: {exc}"
+    if st_size != size:
+        return f"{rel}: os.stat says {st_size} bytes, not {size}"
+    if len(data) != size or hashlib.md5(data).hexdigest() != digest:
+        return f"{rel}: read {len(data)} bytes, not the {size} tracked"
+    return None
+
+if hooks == "hooks":
+    import dvc_stream
+    dvc_stream.install_hooks(root)
+with ThreadPoolExecutor(8) as pool:
+    errors = [error for error in pool.map(check, mine) if error]
+if hooks == "hooks":
+    dvc_stream.uninstall_hooks()
+print(json.dumps({"read": len(mine), "errors": errors[:20], "nerrors": len(errors)}))
+"""
+
+
+def _local_remote(repo, path) -> None:
+    """Make a directory the default remote, committed so that clones use it too."""
+    repo.dvc("remote", "add", "-d", "local", str(path))
+    repo.git("add", ".dvc/config")
+    repo.commit("local remote")
+
+
+def _expected(tmp_path, dataset) -> str:
+    """repo-relative path -> [size, md5] of every file of ``dataset``, in a JSON file."""
+    files = {f"{dataset.path}/{rel}": [len(d), md5(d)] for rel, d in dataset.files.items()}
+    path = tmp_path / "expected.json"
+    path.write_text(json.dumps(files))
+    return str(path)
+
+
+def _wait_all(procs) -> list[str]:
+    """The stdout of each process, once all have ended; fails if any failed."""
+    outs = []
+    try:
+        for proc in procs:
+            out, err = proc.communicate(timeout=1500)
+            assert proc.returncode == 0, err[-3000:]
+            outs.append(out)
+    finally:
+        for proc in procs:
+            kill_group(proc)
+    return outs
+
+
+def _spawn_check(repo, script, expected, start, count, order, kind):
+    """One broker reading its share: a `dvc stream` run, or a process with install_hooks()."""
+    args = (expected, repo.root, str(start), str(count), order)
+    if kind == "stream":
+        return spawn_stream(repo, sys.executable, script, *args, "-", options=())
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, str(script), *map(str, args), "hooks"],
+        cwd=repo.root,
+        env=repo.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _cache_leftovers(cache_dir) -> list[str]:
+    """Temporary files in a cache: what a half-done publish would leave."""
+    return [str(p) for p in cache_dir.rglob("*.tmp")] if cache_dir.exists() else []
+
+
+def _assert_whole(repo, dataset) -> None:
+    assert partial_files(repo, dataset.path, dataset.files) == []
+    assert temp_files(repo) == []
+    assert _cache_leftovers(repo.root / ".dvc/cache") == []
+
+
+# -- defect: two runs started together read empty files ---------------------------------------
+
+
+def test_two_runs_reading_everything_read_whole_files(dvc_repo, tmp_path):
+    _local_remote(dvc_repo, tmp_path / "remote")
+    dataset = dvc_repo.make_dataset("data/raw", nfiles=3000, size=SIZE, depth=1)
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "read.py", READ)
+    paths = [f"data/raw/{rel}" for rel in sorted(dataset.files)]
+    procs = [spawn_stream(dvc_repo, sys.executable, script, *paths, options=()) for _ in range(2)]
+    for out in _wait_all(procs):
+        got = json.loads(out.strip().splitlines()[-1])
+        want = {p: ["ok", SIZE, md5(dataset.files[p.removeprefix("data/raw/")])] for p in paths}
+        assert {p: r for p, r in got.items() if r != want[p]} == {}
+    assert dvc_repo.tracked_files("data/raw") == dataset.files
+    _assert_whole(dvc_repo, dataset)
+
+
+# -- the states another process's write leaves a cache object in -------------------------------
+
+
+def _empty(data: bytes) -> tuple[bytes, int]:
+    return b"", 0o644  # DVC's reflink attempt: created at the object's path, not yet removed
+
+
+def _truncated(data: bytes) -> tuple[bytes, int]:
+    return b"", 0o444  # the same attempt, by root, on an object just finished: truncated
+
+
+def _half(data: bytes) -> tuple[bytes, int]:
+    return data[: len(data) // 2], 0o644  # a copy in place, half done
+
+
+@pytest.mark.parametrize("state", [_empty, _truncated, _half], ids=["empty", "truncated", "half"])
+def test_an_object_being_written_is_fetched_not_placed(dvc_repo, moto_server, tmp_path, state):
+    dataset = dvc_repo.make_dataset("data/raw", nfiles=3, size=SIZE, depth=0)
+    dvc_repo.wipe()
+    rel = sorted(dataset.files)[0]
+    oid = md5(dataset.files[rel])
+    obj = dvc_repo.root / ".dvc/cache/files/md5" / oid[:2] / oid[2:]
+    obj.parent.mkdir(parents=True)
+    content, mode = state(dataset.files[rel])
+    obj.write_bytes(content)
+    obj.chmod(mode)
+    script = write_script(tmp_path, "read.py", READ)
+    path = f"data/raw/{rel}"
+    got = last_json(stream(dvc_repo, sys.executable, script, path))
+    assert got[path] == ["ok", SIZE, md5(dataset.files[rel])]
+    assert (dvc_repo.root / path).read_bytes() == dataset.files[rel]
+    assert obj.read_bytes() == dataset.files[rel]
+    assert not obj.stat().st_mode & stat.S_IWUSR  # published read-only
+    _assert_whole(dvc_repo, dataset)
+
+
+# -- stress: four brokers, overlapping reads ----------------------------------------------------
+
+BROKERS = [  # (kind, order)
+    ("stream", "forward"),
+    ("hooks", "forward"),
+    ("stream", "shuffle"),
+    ("hooks", "reverse"),
+]
+
+
+def _stress(repo, tmp_path, nfiles: int) -> None:
+    dataset = repo.make_dataset("data/raw", nfiles=nfiles, size=SIZE, depth=2, fanout=4)
+    repo.wipe()
+    expected = _expected(tmp_path, dataset)
+    script = write_script(tmp_path, "check.py", CHECK)
+    # NOTE: each broker reads 3/4 of the files, from its own sixteenth on: the one ahead fetches,
+    # the ones behind find its objects in the cache and catch up with it, where the races are.
+    share, starts = nfiles * 3 // 4, [i * nfiles // 16 for i in range(len(BROKERS))]
+    procs = [
+        _spawn_check(repo, script, expected, start, share, order, kind)
+        for start, (kind, order) in zip(starts, BROKERS, strict=True)
+    ]
+    for out in _wait_all(procs):
+        result = json.loads(out.strip().splitlines()[-1])
+        assert (result["read"], result["nerrors"]) == (share, 0), result["errors"]
+    rels = sorted(dataset.files)
+    read = {rels[(start + k) % nfiles] for start in starts for k in range(share)}
+    assert set(repo.tracked_files("data/raw")) == read
+    _assert_whole(repo, dataset)
+
+
+def test_four_brokers_read_overlapping_files(dvc_repo, tmp_path):
+    _local_remote(dvc_repo, tmp_path / "remote")
+    _stress(dvc_repo, tmp_path, nfiles=1200)
+
+
+@pytest.mark.long
+@pytest.mark.timeout(3600)
+def test_four_brokers_read_overlapping_files_from_s3(dvc_repo, latency_proxy, tmp_path):
+    latency_proxy.rtt_ms = 10
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    _stress(dvc_repo, tmp_path, nfiles=4000)
+
+
+# -- clones that share one cache ----------------------------------------------------------------
+
+
+def test_two_clones_sharing_a_cache_read_whole_files(dvc_repo, tmp_path):
+    _local_remote(dvc_repo, tmp_path / "remote")
+    dataset = dvc_repo.make_dataset("data/raw", nfiles=2000, size=SIZE, depth=1)
+    shared = tmp_path / "shared-cache"
+    clones = [dvc_repo.clone(), dvc_repo.clone()]
+    for clone in clones:
+        clone.dvc("cache", "dir", "--local", str(shared))
+    expected = _expected(tmp_path, dataset)
+    script = write_script(tmp_path, "check.py", CHECK)
+    n = dataset.nfiles
+    procs = [
+        _spawn_check(clone, script, expected, 0, n, order, "stream")
+        for clone, order in zip(clones, ("forward", "forward"), strict=True)
+    ]
+    for out in _wait_all(procs):
+        result = json.loads(out.strip().splitlines()[-1])
+        assert (result["read"], result["nerrors"], result["errors"]) == (n, 0, [])
+    for clone in clones:
+        assert clone.tracked_files("data/raw") == dataset.files
+        assert temp_files(clone) == []
+    assert _cache_leftovers(shared) == []
+    objects = [p for p in shared.rglob("*") if p.is_file() and not p.name.endswith(".dir")]
+    assert sorted(md5(p.read_bytes()) for p in objects) == sorted(
+        p.parent.name + p.name for p in objects
+    )
+    assert len(objects) == len({md5(d) for d in dataset.files.values()})
