@@ -12,14 +12,14 @@ It lives in ``.dvc/tmp/stream-checked.json`` and is written only under the recor
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import uuid
 from dataclasses import dataclass
 
+from dvc_stream.workspace import record
+
 CHECKED = "stream-checked.json"
-FORMAT = 1
+FORMAT = record.FORMAT
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,5 @@ def load(tmp_dir: str) -> dict[str, Checked]:
 
 def save(tmp_dir: str, checked: dict[str, Checked]) -> None:
     """Replace the file atomically; the caller holds ``record.editing``."""
-    path = os.path.join(tmp_dir, CHECKED)
     outputs = {k: {"oid": v.oid, "link": v.link} for k, v in sorted(checked.items())}
-    tmp = f"{path}.{uuid.uuid4().hex}.tmp"
-    try:
-        with open(tmp, "w", encoding="utf-8") as fobj:
-            json.dump({"format": FORMAT, "outputs": outputs}, fobj, indent=1)
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    record.write_outputs(os.path.join(tmp_dir, CHECKED), outputs)

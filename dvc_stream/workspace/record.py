@@ -89,6 +89,12 @@ def _save(tmp_dir: str, claims: dict[str, Claim]) -> None:
             os.unlink(path)
         return
     outputs = {c.path: {"oid": c.oid} for c in sorted(claims.values(), key=lambda c: c.path)}
+    write_outputs(path, outputs)
+
+
+def write_outputs(path: str, outputs: dict[str, dict]) -> None:
+    """Replace the JSON file ``path`` by ``{"format": FORMAT, "outputs": outputs}`` atomically:
+    a reader never sees half of it."""
     tmp = f"{path}.{uuid.uuid4().hex}.tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as fobj:
