@@ -112,7 +112,9 @@ def test_add_and_commit_record_the_tracked_tree(clone, tmp_path):
         ("add", "data/raw"),
         ("add", "data/raw/"),
         ("add", "--glob", "data/ra?"),
+        ("add", "-f", "data/raw"),
         ("commit",),
+        ("commit", "--force"),
         ("commit", "-f", "data/raw.dvc"),
         ("commit", "-f", "data/raw"),
     ):
