@@ -104,6 +104,8 @@ def _set_root(data: DataIndex, root: DataIndexEntry, unchanged: bool) -> None:
     from dvc_data.index.save import build_tree
 
     assert root.key is not None
+    if not unchanged and not data.has_node(root.key):
+        return  # NOTE: nothing present, nothing left absent: checkout creates the whole output
     entry = data.get(root.key)
     if entry is None:
         entry = DataIndexEntry(key=root.key, loaded=True)

@@ -232,6 +232,18 @@ def test_pull_completes_and_releases_the_output(clone, origin, tmp_path):
     assert "modified:           data/raw" in clone.dvc("status").stdout
 
 
+def test_pull_restores_a_claimed_output_removed_with_the_cache(clone, origin, tmp_path):
+    # NOTE: the record still claims data/raw, which is gone with every object: checkout must
+    # create the whole output (it used to fail with a KeyError, exit 255).
+    before = _streamed(clone, tmp_path)
+    clone.wipe()
+    assert (clone.root / RECORD).exists()
+    clone.dvc("pull", "-q")
+    assert _present(clone) == origin.raw.files
+    assert _dvcfile(clone) == before
+    assert not (clone.root / RECORD).exists()
+
+
 def test_push_and_gc_lose_nothing(clone, origin, tmp_path):
     _streamed(clone, tmp_path)
     assert clone.dvc("push", check=False).returncode == 0
