@@ -105,6 +105,8 @@ SMOKE: dict[str, dict] = {
     "small": {"nfiles": 40, "batch": 8},
     "large": {"nfiles": 8, "batch": 2, "sleep_ms": 20},
     "subset": {"nfiles": 10 * 4, "fanout": 10, "train_classes": 2, "batch": 4},
+    "explore": {"nfiles": 40, "pause_s": 1},
+    "listed-subset": {"nfiles": 30, "size": 64 * KB, "subset_files": 6, "batch": 2},
 }
 ROUNDS = 3  # runs per scenario x mode (1 with --quick or --smoke); the record holds the median
 # NOTE: the rounds of a scenario are interleaved: round 1 of every mode, then round 2, each round
