@@ -16,6 +16,7 @@ import threading
 import time
 from typing import TYPE_CHECKING
 
+from dvc_stream.dvc_remotes import get_remote_odb
 from dvc_stream.errors import DvcStreamError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class Remotes:
         with self._lock:
             odb = self._odbs.get(key)
             if odb is None:
-                odb = self.repo.cloud.get_remote_odb(key[0], "stream", hash_name=hash_name)
+                odb = get_remote_odb(self.repo, key[0], "stream", hash_name)
                 size_connection_pool(odb, self.pool_size)
                 self._odbs[key] = odb
         return odb

@@ -22,6 +22,7 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from dvc_stream.dvc_remotes import get_remote
 from dvc_stream.errors import ManifestError
 from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.workspace.trees import entries_of_tree, load_entries
@@ -217,6 +218,6 @@ class Sources:
         from dvc.config import NoRemoteError
 
         try:
-            return self.repo.cloud.get_remote(output.remote, "stream")
+            return get_remote(self.repo, output.remote, "stream")
         except NoRemoteError:
             return None  # NOTE: the object store says so on first use, as it always did

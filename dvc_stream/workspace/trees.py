@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dvc_stream.dvc_remotes import get_remote_odb
 from dvc_stream.errors import ManifestError
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ class TreeEntry:
 
 def remote_odb(out: Output, remote: str | None = None, command: str = "fetch") -> HashFileDB:
     """The remote object store for ``out``: ``remote``, else the output's own, else the default."""
-    return out.repo.cloud.get_remote_odb(remote or out.remote, command, hash_name=out.hash_name)
+    return get_remote_odb(out.repo, remote or out.remote, command, out.hash_name)
 
 
 def read_dir_object(

@@ -11,8 +11,11 @@ run instead of now and then. The long stress test reads from the moto S3 remote.
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import stat
 import sys
+import time
 
 import pytest
 
@@ -145,6 +148,57 @@ def test_two_runs_reading_everything_read_whole_files(dvc_repo, tmp_path):
         assert {p: r for p, r in got.items() if r != want[p]} == {}
     assert dvc_repo.tracked_files("data/raw") == dataset.files
     _assert_whole(dvc_repo, dataset)
+
+
+# -- runs that open the remote together on a new site cache ------------------------------------
+
+OPENERS = 4
+ROUNDS = 16
+START_DELAY = 1.5  # seconds: time for every child to make its Repo before they all open
+
+
+def _open_remote(root: str, site_cache: str, start_at: float, open_remote) -> None:
+    """In a forked child: a Repo on ``site_cache``, then the remote at ``start_at`` exactly, as
+    two runs started together reach it."""
+    from dvc.repo import Repo
+
+    os.environ["DVC_SITE_CACHE_DIR"] = f"{site_cache}-{os.getpid()}"
+    open_remote(Repo(root))  # NOTE: imports and first-use work done, so that the opens coincide
+    os.environ["DVC_SITE_CACHE_DIR"] = site_cache
+    repo = Repo(root)
+    time.sleep(max(0.0, start_at - time.time() - 0.05))
+    while time.time() < start_at:
+        pass
+    open_remote(repo)
+
+
+def _failed_opens(repo, tmp_path, open_remote) -> int:
+    """How many of ``OPENERS`` processes x ``ROUNDS`` fail to open the default remote."""
+    fork = multiprocessing.get_context("fork")
+    failures = 0
+    for round_ in range(ROUNDS):
+        site_cache = str(tmp_path / f"site-cache-{round_}")
+        start_at = time.time() + START_DELAY
+        args = (str(repo.root), site_cache, start_at, open_remote)
+        children = [fork.Process(target=_open_remote, args=args) for _ in range(OPENERS)]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(120)
+        failures += sum(child.exitcode != 0 for child in children)
+    return failures
+
+
+def _stream_opens_remote(repo) -> None:
+    from dvc_stream.dvc_remotes import get_remote
+
+    get_remote(repo, None, "stream")
+
+
+def test_runs_opening_the_remote_together_on_a_new_site_cache_all_get_it(dvc_repo, tmp_path):
+    """Defect: a second run started with the first failed "database is locked" (DVC's data
+    index, set up by whichever process opens a remote first, refuses the others at once)."""
+    assert _failed_opens(dvc_repo, tmp_path, _stream_opens_remote) == 0
 
 
 # -- the states another process's write leaves a cache object in -------------------------------
