@@ -528,13 +528,9 @@ def installed() -> bool:
 def original(name: str) -> Any:
     """The original of a patched attribute by dotted name, e.g. ``original("os.stat")``."""
     target, _, attr = name.rpartition(".")
-    for owner, saved_name, raw in _saved:
-        if saved_name == attr and _qualname(owner) == target:
+    # NOTE: by identity, not by name: "os.path" is the module named "posixpath" (or "ntpath").
+    owner = _resolve(target)
+    for saved_owner, saved_name, raw in _saved:
+        if saved_name == attr and saved_owner is owner:
             return _unwrap(raw)
-    return _unwrap(_raw(_resolve(target), attr))
-
-
-def _qualname(owner: Any) -> str:
-    if isinstance(owner, types.ModuleType):
-        return owner.__name__
-    return f"{owner.__module__}.{owner.__qualname__}"
+    return _unwrap(_raw(owner, attr))

@@ -22,7 +22,7 @@ def _current(patch):
 
 def test_uninstall_restores_every_attribute_exactly(view):
     before = [_current(p) for p in patches.applicable()]
-    stat, scandir, open_ = os.stat, os.scandir, open
+    stat, scandir, open_, exists = os.stat, os.scandir, open, os.path.exists
     patches.install(view.resolver)
     assert patches.installed()
     for patch, old in zip(patches.applicable(), before, strict=True):
@@ -30,6 +30,8 @@ def test_uninstall_restores_every_attribute_exactly(view):
     assert io.open is open is not open_
     assert patches.original("os.stat") is stat
     assert patches.original("builtins.open") is open_
+    assert os.path.exists is not exists
+    assert patches.original("os.path.exists") is exists
     patches.uninstall()
     assert not patches.installed()
     for patch, old in zip(patches.applicable(), before, strict=True):
