@@ -1,9 +1,10 @@
 """Object sizes, for ``os.stat`` of files that are not fetched yet.
 
 A ``.dir`` object records no sizes. A size comes from the cache if the object is whole there
-(an object another process is writing may be empty for a moment), else from
-one metadata request to the remote, memoized. When one file of a directory is asked for, its
-siblings are asked for in the same batch, since programs usually stat a whole directory.
+(an object another process is writing may be empty for a moment), else from the remote:
+from listings on object stores (``remote_listing``), else one metadata request per object.
+Every size learned is kept for the run. When one file of a directory is asked for, its siblings
+are asked for in the same batch, since programs usually stat a whole directory.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import FetchError
+from dvc_stream.stream import remote_listing
+from dvc_stream.stream.remote_listing import StoreListing
 from dvc_stream.workspace import cache_objects
 
 if TYPE_CHECKING:
@@ -31,6 +34,7 @@ class SizeIndex:
         self.jobs = jobs
         self._sizes: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._listings: dict[tuple[str, str], StoreListing] = {}
 
     def known(self, oid: str) -> int | None:
         return self._sizes.get(oid)
@@ -78,6 +82,48 @@ class SizeIndex:
             self._fill_from_store(refs, asked=unique[0])
 
     def _fill_from_store(self, refs: list[ObjectRef], asked: ObjectRef) -> None:
+        if remote_listing.listable(refs[0].remote):
+            refs = self._fill_by_listing(refs, asked)
+        if refs:
+            self._fill_by_metadata(refs, asked)
+
+    def _fill_by_listing(self, refs: list[ObjectRef], asked: ObjectRef) -> list[ObjectRef]:
+        """Learn sizes from listings where that takes fewer requests; return the refs left to
+        ask one by one: those of prefixes not listed, and ``asked`` if no listing had it (a
+        missing object gets its error from its own request)."""
+        listing = self._listing(refs[0])
+        pending = [r for r in refs if not listing.covers(r.oid)]
+        if listing.per_prefix is None and len(pending) >= remote_listing.MIN_WANTED:
+            sample = asked if asked in pending else pending[0]
+            self._learn(listing.sample(sample.oid))
+            pending = [r for r in refs if not listing.covers(r.oid)]
+        if pending and listing.per_prefix is not None:
+            self._list_for(listing, pending)
+        return [
+            r
+            for r in refs
+            if r.oid not in self._sizes and (r is asked or not listing.covers(r.oid))
+        ]
+
+    def _list_for(self, listing: StoreListing, pending: list[ObjectRef]) -> None:
+        prefixes = sorted({r.oid[:2] for r in pending})
+        whole_store = pending[0].hash_name == "md5"  # NOTE: a legacy store is the remote's root
+        way = remote_listing.plan(len(pending), len(prefixes), listing.per_prefix, whole_store)
+        if way == remote_listing.ALL:
+            self._learn(listing.list_all())
+        elif way == remote_listing.BY_PREFIX:
+            self._learn(listing.list_prefixes(prefixes))
+
+    def _listing(self, ref: ObjectRef) -> StoreListing:
+        key = (ref.remote.fs.protocol, ref.remote.path)
+        if key not in self._listings:
+            self._listings[key] = StoreListing(ref.remote, self.jobs)
+        return self._listings[key]
+
+    def _learn(self, sizes: dict[str, int]) -> None:
+        self._sizes.update(sizes)
+
+    def _fill_by_metadata(self, refs: list[ObjectRef], asked: ObjectRef) -> None:
         odb = refs[0].remote
         paths, found = [], []
         for ref in refs:
