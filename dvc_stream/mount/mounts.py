@@ -101,6 +101,7 @@ class Mount:
         self._created = dirs.make_dirs(self.path)
         self._dir_fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         device = os.fstat(self._dir_fd).st_dev
+        self.broker.shadow(self.path, self._dir_fd)
         view = make_view(self.fuse, self.broker, self.output, self._dir_fd)
         _LIVE.add(self)
         try:
@@ -145,6 +146,7 @@ class Mount:
             if system.is_mounted(self.path):
                 system.unmount(self.path)
             self._thread.join(timeout=MOUNT_TIMEOUT)
+        self.broker.shadow(self.path, None)
         os.close(self._dir_fd)
         self._dir_fd = -1
         _LIVE.discard(self)

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 INSTALL_HINT = (
     "install fuse3 (Debian/Ubuntu: apt-get install fuse3) and `pip install 'dvc-stream[mount]'`"
 )
-ATTR_TIMEOUT = 60  # NOTE: tracked content never changes during a run; only lookups must be fresh
+ATTR_TIMEOUT = 60  # NOTE: the view's tree and content never change during a run
 
 
 def load_fuse() -> ModuleType:
@@ -71,8 +71,10 @@ def fuse_options(jobs: int) -> dict[str, Any]:
         "fsname": "dvc-stream",
         "kernel_cache": True,  # NOTE: objects are immutable: page cache survives reopening
         "attr_timeout": ATTR_TIMEOUT,
-        # NOTE: every lookup reaches us, so the broker's own lookups see the real directory.
-        "entry_timeout": 0,
+        # NOTE: the kernel keeps the entries it found (the broker looks at the hidden directory
+        # itself: Broker.present), but not the names it did not: the view answers the broker's
+        # own lookups of tracked files that are not fetched yet with ENOENT.
+        "entry_timeout": ATTR_TIMEOUT,
         "negative_timeout": 0,
     }
     if sys.platform.startswith("linux"):

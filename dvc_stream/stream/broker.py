@@ -24,6 +24,7 @@ from dvc_stream.stream.prefetcher import Prefetcher
 from dvc_stream.stream.remotes import Remotes, jobs_for_latency, pull_jobs
 from dvc_stream.stream.sources import Sources
 from dvc_stream.stream.stats import Stats
+from dvc_stream.workspace import cache_objects
 from dvc_stream.workspace.cache_objects import IncompleteObject
 from dvc_stream.workspace.manifest import Manifest
 from dvc_stream.workspace.placement import Placer
@@ -81,6 +82,7 @@ class Broker:
         self._fetched: set[str] = set()  # oids downloaded by this run
         self._placement_lock = threading.Lock()
         self._deferred: dict[str, TrackedFile] | None = None  # see placement_deferred()
+        self._shadowed: dict[str, int] = {}  # see shadow()
         self._closed = False
         self.incomplete: list[Incomplete] = []  # directories left partial; set by close()
 
@@ -123,7 +125,7 @@ class Broker:
 
     def materialize(self, path: str) -> str:
         tracked = self._tracked(path)
-        if os.path.lexists(path):
+        if self.present(path):
             return path
         self._demand(tracked)
         return path
@@ -148,6 +150,30 @@ class Broker:
                 deferred, self._deferred = self._deferred, None
             for tracked in (deferred or {}).values():
                 self.place_fetched(tracked)
+
+    def shadow(self, root: str, dir_fd: int | None) -> None:
+        """While a view is mounted on ``root``, tell what is there from ``dir_fd``, the
+        directory it hides (None: the view is gone)."""
+        # NOTE: replaced, never changed in place: present() reads it on other threads.
+        shadowed = {k: v for k, v in self._shadowed.items() if k != root}
+        if dir_fd is not None:
+            shadowed[root] = dir_fd
+        self._shadowed = shadowed
+
+    def present(self, path: str) -> bool:
+        """Whether ``path`` is in the workspace; under a mounted view, in the directory it hides.
+
+        NOTE: not through the view: the kernel keeps the view's entries, including the tracked
+        files it shows before they are fetched.
+        """
+        for root, dir_fd in self._shadowed.items():
+            if path.startswith(root + os.sep):
+                try:
+                    os.lstat(path[len(root) + 1 :], dir_fd=dir_fd)
+                except (FileNotFoundError, NotADirectoryError):
+                    return False
+                return True
+        return os.path.lexists(path)
 
     def hints_read_order(self) -> bool:
         return self.prefetcher.follows_samplers
@@ -174,7 +200,7 @@ class Broker:
             cache=out.cache,
             remote=store,
             remote_name=source.name,
-            display=os.path.relpath(tracked.path, self.manifest.root),
+            display=_relative(tracked.path, self.manifest.root),
         )
 
     def place_fetched(self, tracked: TrackedFile) -> None:
@@ -200,7 +226,7 @@ class Broker:
     def _demand(self, tracked: TrackedFile) -> ObjectRef:
         ref = self.ref(tracked)
         start = time.perf_counter()
-        was_cached = ref.is_cached()
+        cached_size = cache_objects.whole_size(ref.cache, ref.oid)
         try:
             self._fetch_and_place(ref, tracked)
         except FetchError as exc:
@@ -209,8 +235,8 @@ class Broker:
         finally:
             self.stats.add(wait_seconds=time.perf_counter() - start)
         # NOTE: an object that a prefetch brought in before it was placed counts as prefetched.
-        if was_cached and ref.oid not in self._fetched:
-            self.stats.add(cached_files=1, cached_bytes=_size_of(ref.cache_path))
+        if cached_size is not None and ref.oid not in self._fetched:
+            self.stats.add(cached_files=1, cached_bytes=cached_size)
         return ref
 
     def _fetch_and_place(self, ref: ObjectRef, tracked: TrackedFile) -> None:
@@ -284,8 +310,8 @@ class Broker:
         self.incomplete = summary.incomplete(root, self.placer.placed_outputs.values())
 
 
-def _size_of(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+def _relative(path: str, root: str) -> str:
+    # NOTE: tracked paths are normalized and under the root: no need for os.path.relpath.
+    if path.startswith(root + os.sep):
+        return path[len(root) + 1 :]
+    return os.path.relpath(path, root)

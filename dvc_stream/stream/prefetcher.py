@@ -17,7 +17,6 @@ byte in flight ahead of a demand miss is one the miss waits for on a shared link
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections import deque
 from typing import TYPE_CHECKING
@@ -170,9 +169,10 @@ class Prefetcher:
             if tracked is not None:
                 return BACKGROUND, tracked
             self._background.popleft()
-        if self._readahead is not None and (tracked := self._readahead.next_file()) is not None:
-            return BACKGROUND, tracked
-        return None
+        if self._readahead is None:
+            return None
+        tracked = self._readahead.next_file(self.broker.present)
+        return None if tracked is None else (BACKGROUND, tracked)
 
     def _feed(self) -> None:
         with self.broker.thread_context():
@@ -188,7 +188,7 @@ class Prefetcher:
                 self._finished(estimate, 0)
 
     def _start(self, priority: int, tracked: TrackedFile, estimate: int) -> None:
-        if os.path.lexists(tracked.path):
+        if self.broker.present(tracked.path):
             self._finished(estimate, 0)
             return
         ref = self.broker.ref(tracked)

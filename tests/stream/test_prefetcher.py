@@ -9,6 +9,7 @@ flight at any moment is known exactly. A read is what the broker reports of a de
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 from concurrent.futures import Future
@@ -96,6 +97,9 @@ class _Broker:
 
     def place_fetched(self, tracked):
         pass  # no workspace here: what is in flight is what these tests look at
+
+    def present(self, path):
+        return os.path.lexists(path)
 
 
 def _directory(
