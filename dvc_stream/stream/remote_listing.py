@@ -13,10 +13,8 @@ import contextlib
 import logging
 import math
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dvc_data.hashfile.db import HashFileDB
+from dvc_data.hashfile.db import HashFileDB
 
 logger = logging.getLogger(__name__)
 
@@ -28,8 +26,10 @@ MIN_WANTED = 8  # fewer sizes than this: one request each, without a sample list
 ALL, BY_PREFIX, EACH = "all", "prefixes", "each"
 
 
-def listable(odb: HashFileDB) -> bool:
-    return getattr(odb.fs, "protocol", None) in LISTED_PROTOCOLS
+def listable(store: object) -> bool:
+    """An object store laid out by md5 (not a ``PathStore``: objects found by path and version
+    id, whose listing says nothing of the version a ``.dvc`` file records)."""
+    return isinstance(store, HashFileDB) and store.fs.protocol in LISTED_PROTOCOLS
 
 
 def pages(objects: int) -> int:
