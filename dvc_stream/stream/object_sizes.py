@@ -92,6 +92,24 @@ class SizeIndex:
         ask one by one: those of prefixes not listed, and ``asked`` if no listing had it (a
         missing object gets its error from its own request)."""
         listing = self._listing(refs[0])
+        if listing.refused:
+            return refs
+        try:
+            self._list_what_pays(listing, refs, asked)
+        except Exception as exc:
+            # NOTE: credentials may allow reading objects but not listing the bucket.
+            logger.debug("listing '%s' failed, sizes by metadata instead: %s", listing.path, exc)
+            listing.refused = True
+            return refs
+        return [
+            r
+            for r in refs
+            if r.oid not in self._sizes and (r is asked or not listing.covers(r.oid))
+        ]
+
+    def _list_what_pays(
+        self, listing: StoreListing, refs: list[ObjectRef], asked: ObjectRef
+    ) -> None:
         pending = [r for r in refs if not listing.covers(r.oid)]
         if listing.per_prefix is None and len(pending) >= remote_listing.MIN_WANTED:
             sample = asked if asked in pending else pending[0]
@@ -99,11 +117,6 @@ class SizeIndex:
             pending = [r for r in refs if not listing.covers(r.oid)]
         if pending and listing.per_prefix is not None:
             self._list_for(listing, pending)
-        return [
-            r
-            for r in refs
-            if r.oid not in self._sizes and (r is asked or not listing.covers(r.oid))
-        ]
 
     def _list_for(self, listing: StoreListing, pending: list[ObjectRef]) -> None:
         prefixes = sorted({r.oid[:2] for r in pending})

@@ -55,6 +55,11 @@ class StoreListing:
         self.per_prefix: int | None = None  # objects in the sampled prefix
         self.listed: set[str] = set()
         self.everything = False
+        self.refused = False  # a listing failed: one request per size from then on
+
+    @property
+    def path(self) -> str:
+        return self.odb.path
 
     def covers(self, oid: str) -> bool:
         return self.everything or oid[:2] in self.listed

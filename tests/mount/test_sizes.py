@@ -104,3 +104,16 @@ def test_a_file_missing_on_the_remote_is_an_error_at_stat(clone, sized, moto_ser
     found = {rel: int(size) for size, rel in (line.split(" ", 1) for line in lines)}
     expected = {rel: len(data) for rel, data in dataset.files.items() if rel != lost}
     assert found == expected
+
+
+def test_sizes_are_right_where_the_remote_refuses_listings(clone, proxy, tmp_path):
+    # NOTE: credentials that may read objects but not list the bucket
+    repo, dataset = clone
+    proxy.add_fault("status", method="GET", path_contains="list-type=2", times=1000, status=403)
+    try:
+        shell(repo, f"find {DATA} -type f -printf '%s %P\\n' > {tmp_path}/sizes.txt")
+    finally:
+        proxy.clear_faults()
+    lines = (tmp_path / "sizes.txt").read_text().splitlines()
+    found = {rel: int(size) for size, rel in (line.split(" ", 1) for line in lines)}
+    assert found == {rel: len(data) for rel, data in dataset.files.items()}
