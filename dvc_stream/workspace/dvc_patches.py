@@ -26,7 +26,7 @@ import importlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dvc_stream.errors import PartialWorkspaceError
-from dvc_stream.workspace import partial, view, workspace_index
+from dvc_stream.workspace import entry_sizes, partial, view, workspace_index
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -85,7 +85,10 @@ def _save(original: Callable) -> Callable:
         if seen is None:
             return original(self)
         self.ignore()
-        self.hash_info, self.meta, self.obj, self.files = seen.hash_info, seen.meta, seen.obj, None
+        # NOTE: DVC records a size beside each hash; a view of absent files gets it here only,
+        # not on every status check.
+        meta = entry_sizes.with_size(self, self.fs_path, seen.meta, seen.obj)
+        self.hash_info, self.meta, self.obj, self.files = seen.hash_info, meta, seen.obj, None
         return None
 
     return save

@@ -15,6 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dvc_stream.workspace import entry_sizes
+
 if TYPE_CHECKING:
     from dvc.output import Output
     from dvc_data.hashfile.db import HashFileDB
@@ -67,8 +69,7 @@ def of(item: Output, partial: Partial) -> View | None:
     if not changes:
         return View(meta, obj, [], staging, built)
     merged = _merge(obj, changes)
-    merged_meta = _meta(meta, merged, [obj.get(key) is None for key, _, _ in changes], changes)
-    return View(merged_meta, merged, changes, staging, built)
+    return View(_meta(item, meta, obj, merged, changes), merged, changes, staging, built)
 
 
 def store(out: Output, view: View, relink: bool = True) -> None:
@@ -200,15 +201,27 @@ def _merge(tree: Tree, changes: list[tuple[Key, Meta, HashInfo]]) -> Tree:
     return merged
 
 
-def _meta(tracked: Meta, merged: Tree, added: list[bool], changes) -> Meta:
+def _meta(item: Output, tracked: Meta, tree: Tree, merged: Tree, changes) -> Meta:
+    """The merged tree's meta: the tracked size with each change's difference applied."""
     from dvc_data.hashfile.meta import Meta
 
+    added = sum(tree.get(key) is None for key, _, _ in changes)
     size = None
-    if all(added) and tracked.size is not None:
-        sizes = [meta.size if meta else None for _, meta, _ in changes]
-        if None not in sizes:
-            size = tracked.size + sum(sizes)
+    # NOTE: a file where a tracked directory was (or the reverse) drops entries: size unknown.
+    if tracked.size is not None and len(merged) == len(tree) + added:
+        size = tracked.size
+        for key, meta, _ in changes:
+            old = tree.get(key)
+            old_size = 0 if old is None else _entry_size(item, key, *old)
+            if old_size is None or meta is None or meta.size is None:
+                size = None
+                break
+            size += meta.size - old_size
     return Meta(isdir=True, nfiles=len(merged), size=size)
+
+
+def _entry_size(item: Output, key: Key, meta: Meta | None, hi: HashInfo) -> int | None:
+    return entry_sizes.file_size(item, os.path.join(item.fs_path, *key), hi, meta)
 
 
 def _is_tree(obj: object) -> bool:

@@ -140,6 +140,19 @@ def test_add_records_real_changes_over_the_tracked_tree(clone, origin, tmp_path)
     other = clone.clone()
     other.dvc("pull", "-q", "data/raw")
     assert _present(other) == _expected(origin, **{"d0/f00000.bin": b"edited", "new.bin": b"new"})
+    recorded = _dvcfile(other)
+    other.dvc("add", "-q", "data/raw")
+    assert _dvcfile(other) == recorded  # size and nfiles as DVC records them with every file
+
+
+def test_a_changed_size_is_recorded_as_dvc_records_it(clone, tmp_path):
+    _streamed(clone, tmp_path)
+    _write(clone, "d0/f00000.bin", b"a different length")
+    clone.dvc("commit", "-q", "-f")
+    recorded = _dvcfile(clone)
+    clone.dvc("pull", "-q", "data/raw")
+    clone.dvc("commit", "-q", "-f")
+    assert _dvcfile(clone) == recorded
 
 
 def test_commit_records_real_changes_over_the_tracked_tree(clone, origin, tmp_path):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import read_in_stream, stream
 
 FIRST = "data/raw/d0/f00000.bin"
@@ -147,6 +149,25 @@ def test_stream_repro_records_a_changed_stage(clone, origin):
     assert _dep_md5(before["dvc.lock"].decode()) == _dep_md5(lock)
     status = clone.dvc("status", check=False).stdout
     assert "data/raw" not in status and "count" not in status, status
+
+
+@pytest.mark.parametrize("dep", [FIRST, "data/raw/d0"])
+def test_stream_repro_records_a_dep_inside_a_partial_output_as_pull_does(clone, dep):
+    """The stage does not read its dependency: the lock gets its hash and size all the same."""
+    cmd = f"{sys.executable} -c \"open('dep.txt', 'w').write('done')\""
+    clone.dvc("stage", "add", "-q", "-n", "inside", "-d", dep, "-o", "dep.txt", cmd)
+    proc = stream(clone, sys.executable, "-m", "dvc", "repro", "inside", check=False)
+    assert proc.returncode == 0, proc.stderr
+    streamed = _stage_deps(clone, "inside")
+    clone.dvc("pull", "-q")
+    clone.dvc("repro", "-q", "-f", "inside")
+    assert streamed == _stage_deps(clone, "inside")
+
+
+def _stage_deps(repo, name: str) -> list[dict]:
+    import yaml
+
+    return yaml.safe_load((repo.root / "dvc.lock").read_text())["stages"][name]["deps"]
 
 
 def test_stream_exp_run_runs_in_a_fresh_clone(clone, origin):
