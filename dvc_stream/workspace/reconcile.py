@@ -7,7 +7,9 @@ another version than the tracked one is reconciled by DVC's own overwrite rule (
 ``dvc checkout`` applies): a file whose current bytes are in the cache is replaced by the tracked
 version's file in one rename, or removed when that version lacks it or its object is not in the
 cache (it is then streamed on demand); a file whose bytes are in no cache holds the user's unsaved
-change: it is kept, with one warning naming it. Absent files stay absent.
+change: it is kept, with one warning naming it. Absent files stay absent. An output that changed
+kind goes by the same rule: a file where the tracked version has a directory is removed like any
+file it lacks, and a directory where it has a file goes once no file is left in it.
 
 Only the present files are walked, each looked up in the tracked tree and its md5 read from DVC's
 state database (hashed only when the state has no entry for it), so the cost follows the files
@@ -211,6 +213,8 @@ class _Reconciler:
                 done.kept.append((self.rel(path), entry is not None))
             present += entry is not None
         self.repo.state.save_many(saved, localfs)
+        if not output.isdir:
+            _remove_empty_dirs(output.path)  # NOTE: a file that was a directory where placed
         total = len(output.tree.files) if output.isdir else 1
         return removed, present == total
 
@@ -314,6 +318,16 @@ def _remove(path: str, top: str) -> None:
         except OSError:
             return
         parent = os.path.dirname(parent)
+
+
+def _remove_empty_dirs(top: str) -> None:
+    """Remove the directory ``top`` if no file is left in it (a directory of files kept as
+    unsaved changes stays)."""
+    if not os.path.isdir(top) or os.path.islink(top):
+        return
+    for parent, _dirs, _names in os.walk(top, topdown=False):
+        with suppress(OSError):
+            os.rmdir(parent)
 
 
 def _warn_kept(kept: list[tuple[str, bool]]) -> None:

@@ -75,6 +75,9 @@ def _fill_key(data: DataIndex, tracked: BaseDataIndex, key: Key, only_uncached: 
         if data.get(key) is None and not (only_uncached and _cached(tracked, root)):
             data.add(root)
         return
+    built = data.get(key)
+    if built is not None and not built.isdir:
+        return  # NOTE: a file where a directory is tracked: a change, as DVC sees it
     present = {}
     if data.has_node(key):
         present = {k: e for k, e in data.iteritems(key) if k != key and not e.isdir}

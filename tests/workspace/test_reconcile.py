@@ -291,3 +291,65 @@ def test_run_across_a_switch_hands_its_version_back(clone, tmp_path):
     assert json.loads(out.splitlines()[-1]) == digests(clone.main, SAME, CHANGED)
     assert (repo.root / CHANGED).read_bytes() == clone.main[CHANGED]  # placed for main
     assert clone.read(CHANGED) == digests(clone.v2, CHANGED)
+
+
+@pytest.fixture(scope="module")
+def kinds(tmp_path_factory, moto_server):
+    """An origin where ``data/x`` is a file on ``main`` and a directory on ``v2``, and ``data/y``
+    the reverse, pushed; returns (origin, main's files, v2's files)."""
+    from dvc_stream.testing import make_repo
+
+    origin = make_repo(tmp_path_factory.mktemp("kinds") / "origin", moto_server)
+    main = {"data/x": b"x, a file on main\n", "data/y/a": b"y/a on main\n", "data/y/b": b"y/b\n"}
+    v2 = {"data/x/a": b"x/a on v2\n", "data/x/b": b"x/b on v2\n", "data/y": b"y, a file on v2\n"}
+    for version, files in (("main", main), ("v2", v2)):
+        if version == "v2":
+            origin.git("checkout", "-q", "-b", "v2")
+            for name in ("x", "y"):
+                origin.dvc("remove", "-q", f"data/{name}.dvc")
+                subprocess.run(["rm", "-rf", origin.root / "data" / name], check=True)
+        for path, data in files.items():
+            (origin.root / path).parent.mkdir(parents=True, exist_ok=True)
+            (origin.root / path).write_bytes(data)
+        origin.dvc("add", "-q", "data/x", "data/y")
+        origin.git("add", "-A")
+        origin.commit(f"{version} data")
+        origin.push()
+    origin.git("checkout", "-q", "main")
+    return origin, main, v2
+
+
+@pytest.fixture
+def kinds_clone(kinds, tmp_path, monkeypatch) -> Clone:
+    origin, main, v2 = kinds
+    repo = origin.clone(tmp_path / "clone")
+    for name, value in repo.env.items():
+        monkeypatch.setenv(name, value)
+    return Clone(repo, main, v2, write_script(tmp_path, "read.py", READ))
+
+
+def test_an_output_that_changes_kind_reads_the_checked_out_one(kinds_clone):
+    """A file that was a directory in the version its files were placed for (or the reverse):
+    the directory's files, in the cache, go with the directory, and the file is streamed."""
+    clone, repo, main, v2 = kinds_clone, kinds_clone.repo, kinds_clone.main, kinds_clone.v2
+    assert clone.read(*main) == digests(main, *main)
+    for version, files in (("v2", v2), ("main", main)):
+        clone.checkout(version)
+        assert clone.read(*files) == digests(files, *files), version
+        assert {p: (repo.root / p).read_bytes() for p in files} == files
+
+
+def test_dvc_checkout_across_a_change_of_kind(kinds_clone):
+    """Plain `dvc checkout` after a switch, with the other kind's files placed: as DVC does for
+    a pulled workspace, the cached files of the old kind go; the partial directory keeps the
+    files the cache lacks absent."""
+    clone, repo, main, v2 = kinds_clone, kinds_clone.repo, kinds_clone.main, kinds_clone.v2
+    assert clone.read("data/x", "data/y/a") == digests(main, "data/x", "data/y/a")
+    clone.checkout("v2")
+    assert clone.read("data/x/a", "data/y") == digests(v2, "data/x/a", "data/y")
+    clone.checkout("main")
+    repo.dvc("checkout", "-q")
+    assert (repo.root / "data/x").read_bytes() == main["data/x"]
+    assert repo.tracked_files("data/y") == {"a": main["data/y/a"]}  # b: never fetched, absent
+    assert repo.dvc("status", "-q", check=False).returncode == 0
+    assert clone.read("data/y/b") == digests(main, "data/y/b")
