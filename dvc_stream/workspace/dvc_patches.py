@@ -14,6 +14,8 @@ alike):
   recorded as usual.
 - ``build_data_index``, ``checkout`` and dvc-data's checkout ``apply``: the workspace index of
   ``dvc data status``, ``dvc diff`` and ``dvc checkout`` (``workspace_index.py``).
+- ``lock_repo`` (every locked ``Repo`` operation) and ``build_data_index``: in a process with
+  its own hooks installed (a notebook), DVC works on the real workspace (``unhooked.py``).
 
 ``install`` runs through the ``dvc.cli_hooks`` entry point when DVC's CLI loads, and through
 ``dvc.repo_hooks`` when ``dvc.repo`` is imported (the Python API); it records every original and
@@ -22,16 +24,19 @@ is idempotent, and ``uninstall`` restores them in reverse order.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dvc_stream.errors import PartialWorkspaceError
 from dvc_stream.workspace import entry_sizes, partial, view, workspace_index
+from dvc_stream.workspace.unhooked import unhooked
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from dvc.output import Output
+    from dvc.repo import Repo
     from dvc.stage import Stage
 
 __all__ = ["PATCHES", "Patch", "install", "installed", "uninstall"]
@@ -203,12 +208,24 @@ def _would_run_over_partial(stage: Stage, force: bool) -> bool:
 
 def _build_data_index(original: Callable) -> Callable:
     def build_data_index(index, path, fs, workspace="repo", compute_hash=False, **kwargs):
-        data = original(index, path, fs, workspace=workspace, compute_hash=compute_hash, **kwargs)
+        with unhooked():
+            data = original(
+                index, path, fs, workspace=workspace, compute_hash=compute_hash, **kwargs
+            )
         if workspace == "repo" and compute_hash:
             workspace_index.fill(data, index)
         return data
 
     return build_data_index
+
+
+def _lock_repo(original: Callable) -> Callable:
+    @contextlib.contextmanager
+    def lock_repo(repo: Repo) -> Iterator[None]:
+        with original(repo), unhooked():
+            yield
+
+    return lock_repo
 
 
 def _checkout(original: Callable) -> Callable:
@@ -241,6 +258,8 @@ PATCHES: tuple[Patch, ...] = (
     Patch("dvc.stage:Stage", "run", _run),
     Patch("dvc.repo.reproduce", "_reproduce", _reproduce),
     Patch("dvc.repo.index", "build_data_index", _build_data_index),
+    # NOTE: `locked` looks `lock_repo` up at each call.
+    Patch("dvc.repo", "lock_repo", _lock_repo),
     # NOTE: `Repo.checkout` is bound at class creation; `dvc exp` imports the module's own.
     Patch("dvc.repo:Repo", "checkout", _checkout),
     Patch("dvc.repo.checkout", "checkout", _checkout),

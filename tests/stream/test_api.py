@@ -98,3 +98,39 @@ def test_install_uninstall_streaming(dvc_repo, tmp_path):
     assert got["ctx_stats"] == 1
     present = dvc_repo.tracked_files("data/images")
     assert present == {k: files[k] for k in ("d0/f00000.bin", "d1/f00001.bin", "d0/f00002.bin")}
+
+
+DVC_API = r"""
+import json, os, sys
+import dvc_stream
+from dvc.repo import Repo
+
+dvc_stream.install_hooks(sys.argv[1], prefetch="none")
+out = {"read": len(open("data/images/d0/f00000.bin", "rb").read())}
+with Repo(sys.argv[1]) as repo:
+    out["status"] = repo.status()
+    data = repo.data_status(granular=True)
+    out["data_status"] = {k: v for k, v in data.items() if k in ("uncommitted", "committed")}
+    out["diff"] = {k: v for k, v in repo.diff().items() if k != "not in cache"}
+out["listed_after"] = sorted(os.listdir("data/images/d1"))
+out["fetched"] = dvc_stream.uninstall_hooks().demand_files
+print(json.dumps(out))
+"""
+
+
+def test_dvc_api_in_a_hooked_process_sees_the_real_workspace(dvc_repo, tmp_path):
+    """A notebook streams, then asks DVC for the status: DVC sees the files present and the
+    absent ones as tracked (nothing modified, nothing deleted, nothing fetched to hash), and the
+    hooks serve the program again after."""
+    dvc_repo.make_dataset("data/images", nfiles=8, size=300, depth=1, fanout=2)
+    dvc_repo.wipe()
+    script = write_script(tmp_path, "notebook.py", DVC_API)
+    got = last_json(run_python(dvc_repo, script, str(dvc_repo.root)))
+    assert got == {
+        "read": 300,
+        "status": {},
+        "data_status": {"uncommitted": {}, "committed": {}},
+        "diff": {"added": [], "deleted": [], "modified": [], "renamed": []},
+        "listed_after": ["f00001.bin", "f00003.bin", "f00005.bin", "f00007.bin"],
+        "fetched": 1,
+    }
