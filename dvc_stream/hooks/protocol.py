@@ -28,6 +28,7 @@ MAX_RESPONSE = 1 << 30
 OPS = ("hello", "lookup", "kind", "listdir", "materialize", "prefetch")
 
 ENV_SOCKET = "DVC_STREAM_SOCKET"
+ENV_ROOT = "DVC_STREAM_ROOT"  # the root of the repository the broker serves
 ENV_HOOKS_DIR = "DVC_STREAM_HOOKS"
 
 

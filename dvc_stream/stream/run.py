@@ -31,12 +31,13 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUS
 COMMAND_NOT_FOUND = 127
 
 
-def child_env(address: str, base: dict[str, str] | None = None) -> dict[str, str]:
+def child_env(address: str, root: str, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment that installs the hooks in every Python process of the command."""
     env = dict(os.environ if base is None else base)
-    from dvc_stream.hooks.protocol import ENV_HOOKS_DIR, ENV_SOCKET
+    from dvc_stream.hooks.protocol import ENV_HOOKS_DIR, ENV_ROOT, ENV_SOCKET
 
     env[ENV_SOCKET] = address
+    env[ENV_ROOT] = os.path.abspath(root)
     env[ENV_HOOKS_DIR] = HOOKS_DIR
     env["PYTHONPATH"] = os.pathsep.join(p for p in (SITE_DIR, env.get("PYTHONPATH")) if p)
     return env
@@ -75,7 +76,7 @@ def run_streaming(
     )
     try:
         with _serving(broker) as address, _mounted(broker, mount, mount_targets):
-            returncode = _run_child(command, child_env(address))
+            returncode = _run_child(command, child_env(address, repo.root_dir))
     finally:
         broker.close()
     _report(broker, stats_file, quiet, returncode, [p.hint() for p in broker.incomplete])

@@ -28,7 +28,7 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dvc_stream.errors import PartialWorkspaceError
+from dvc_stream.errors import NotStreamedHereError, PartialWorkspaceError
 from dvc_stream.workspace import entry_sizes, partial, view, workspace_index
 from dvc_stream.workspace.unhooked import unhooked
 
@@ -132,6 +132,8 @@ def _view(item: Output) -> view.View | None:
 def _check_missing_outputs(original: Callable) -> Callable:
     def check_missing_outputs(stage: Stage) -> None:
         absent = [out for out in stage.outs if not out.exists]
+        if absent and (root := partial.streamed_root(stage.repo)) is not None:
+            raise NotStreamedHereError(str(absent[0]), root)
         if not any(partial.find(out) is not None for out in absent):
             return original(stage)
         from dvc.stage.exceptions import MissingDataSource
@@ -149,7 +151,7 @@ def _run(original: Callable) -> Callable:
         dry = kwargs.get("dry", args[0] if args else False)
         if not self.cmd or self.frozen or dry:
             return original(self, *args, **kwargs)
-        if not partial.streaming():
+        if not partial.streaming(self.repo):
             _refuse_partial_deps(self)
         with partial.made_by_command(self.outs):
             original(self, *args, **kwargs)
@@ -181,7 +183,7 @@ def _reproduce(original: Callable) -> Callable:
     def _reproduce(stages: list[Stage], *args, **kwargs):
         # NOTE: refuse before the first stage runs: a data source upstream of the refused stage
         # would otherwise be recommitted first (with an edit or another version's file in it).
-        if not partial.streaming() and not kwargs.get("dry"):
+        if stages and not partial.streaming(stages[0].repo) and not kwargs.get("dry"):
             for stage in stages:
                 if _would_run_over_partial(stage, kwargs.get("force", False)):
                     _refuse_reproducing(stage)

@@ -2,7 +2,9 @@
 
 An output is partial when dvc-stream placed files into it (it is in the record, ``record.py``),
 or, inside ``dvc stream`` (the broker's socket is in the environment), when it is any tracked
-output with a cache: there, absent files are fetched on first use, so none is missing. A partial
+output with a cache of the repository the broker serves: there, absent files are fetched on
+first use, so none is missing. An experiment's copy of the workspace (``dvc exp run --temp``, a
+queued run) is another repository, which the broker does not serve. A partial
 output's absent entries are "not fetched yet", never "deleted". A stage dependency on a path of a
 partial output is partial too, with that output's tracked tree as its version. Outputs of a
 stage that is running its command are recorded as usual: the command made them.
@@ -16,7 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from dvc_stream.hooks.protocol import ENV_SOCKET
+from dvc_stream.hooks.protocol import ENV_ROOT, ENV_SOCKET
 from dvc_stream.workspace import record
 
 if TYPE_CHECKING:
@@ -36,9 +38,18 @@ class Partial:
     prefix: tuple[str, ...] = ()  # () for the output itself
 
 
-def streaming() -> bool:
-    """Whether this process runs inside ``dvc stream`` (its files are fetched on first use)."""
-    return ENV_SOCKET in os.environ
+def streaming(repo: Repo) -> bool:
+    """Whether this process runs inside ``dvc stream`` for ``repo`` (its files are fetched on
+    first use)."""
+    return ENV_SOCKET in os.environ and streamed_root(repo) is None
+
+
+def streamed_root(repo: Repo) -> str | None:
+    """Inside ``dvc stream`` for another repository than ``repo``, that repository's root."""
+    root = os.environ.get(ENV_ROOT)
+    if root is None or os.path.realpath(root) == os.path.realpath(repo.root_dir):
+        return None
+    return root
 
 
 def find(item: Output) -> Partial | None:
@@ -46,7 +57,7 @@ def find(item: Output) -> Partial | None:
     repo = item.repo
     if repo is None or id(item) in _made_by_command.get() or not local(item):
         return None
-    claims = None if streaming() else record.load(repo.tmp_dir)
+    claims = None if streaming(repo) else record.load(repo.tmp_dir)
     if claims == {}:
         return None
     if not item.IS_DEPENDENCY:
@@ -75,7 +86,7 @@ def claimed_inside(repo: Repo, fs_path: str) -> list[Output]:
 
 def claimed_outputs(repo: Repo) -> list[Output]:
     """Every partial output of ``repo``'s workspace."""
-    if streaming():
+    if streaming(repo):
         return [out for out in repo.index.outs if local(out) and _tracked(out)]
     claims = record.load(repo.tmp_dir)
     paths = [os.path.join(repo.root_dir, *path.split("/")) for path in claims]

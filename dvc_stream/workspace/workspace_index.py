@@ -172,7 +172,7 @@ def release_complete(repo: Repo, state: _Checkout) -> None:
     """After a checkout, the recorded outputs it left whole leave the record."""
     from dvc_stream.workspace import view
 
-    if partial.streaming():
+    if partial.streaming(repo):
         return
     whole = [
         out

@@ -183,3 +183,20 @@ def _dep_md5(lock: str) -> str:
     stage = yaml.safe_load(lock)["stages"]["count"]
     (dep,) = [d for d in stage["deps"] if d["path"] == "data/raw"]
     return dep["md5"]
+
+
+def test_stream_exp_run_in_a_temporary_copy_is_refused_with_the_way_out(clone):
+    """`dvc exp run --temp` runs in a copy of the workspace that the broker does not serve: its
+    stage would find nothing there. It fails with one line that names the way out, and the
+    workspace is unchanged."""
+    _edit_count(clone)
+    before = _snapshot(clone)
+    proc = stream(clone, sys.executable, "-m", "dvc", "exp", "run", "--temp", check=False)
+    assert proc.returncode != 0
+    assert (
+        f"'data/raw' is not in this copy of the workspace: `dvc stream` serves '{clone.root}', "
+        "not the copies of `dvc exp run --temp` and queued experiments; run `dvc stream dvc exp "
+        "run` without them, or `dvc pull data/raw` first"
+    ) in proc.stderr
+    assert _snapshot(clone) == before
+    assert clone.git("for-each-ref", "refs/exps").stdout == ""  # no experiment recorded
