@@ -121,12 +121,14 @@ class BrokerClient:
 
 
 def _with_c_readers(request: dict) -> dict:
-    """``request``, with the C readers this process has imported (protocol.C_READERS).
+    """``request``, with the first C reader of ``protocol.C_READERS`` this process has imported
+    (the first only: TensorFlow's Keras imports h5py, and OpenCV where it is installed).
 
     NOTE: only on a question to the broker, a round trip anyway: never on a memoized answer.
     """
     modules = sys.modules
-    loaded = [name for name in protocol.C_READERS if name in modules]
-    if loaded:
-        request["c_readers"] = loaded
+    for name in protocol.C_READERS:
+        if name in modules:
+            request["c_readers"] = [name]
+            break
     return request

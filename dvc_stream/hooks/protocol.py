@@ -12,7 +12,7 @@ an object with ``"op"`` and its arguments; each answer is ``{"ok": value}`` or
 - ``prefetch`` ``paths`` -> null; a hint, answered at once. Each connection's hints are queued
   one after the other, so a hint too long for one frame is sent as several, in order.
 
-``lookup``, ``kind`` and ``listdir`` may carry ``"c_readers"``: the modules of ``C_READERS`` that
+``lookup``, ``kind`` and ``listdir`` may carry ``"c_readers"``: a module of ``C_READERS`` that
 the asking process had imported. Such a program may open the files it lists from C, where the
 hooks cannot see it, and ``dvc stream`` then suggests ``--mount`` at the end of the run.
 
@@ -30,7 +30,8 @@ HEADER = struct.Struct(">I")
 MAX_REQUEST = 1 << 20
 MAX_RESPONSE = 1 << 30
 OPS = ("hello", "lookup", "kind", "listdir", "materialize", "prefetch")
-# Libraries that open files by path in C or C++, out of the hooks' sight.
+# Libraries that open files by path in C or C++, out of the hooks' sight; the first one imported is
+# named (Keras imports h5py, and OpenCV where it is installed).
 C_READERS = ("tensorflow", "cv2", "h5py")
 
 ENV_SOCKET = "DVC_STREAM_SOCKET"

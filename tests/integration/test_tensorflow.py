@@ -91,3 +91,17 @@ def test_tf_data_pipeline_under_mount_reads_every_file_as_pulled(image_repo, pul
     counts = read_json(stats)
     assert counts["failed_files"] == 0
     assert counts["demand_files"] == len(image_repo.files), counts
+
+
+def test_keras_without_mount_fails_and_is_told_to_use_mount(image_repo, tmp_path):
+    """Under the hooks alone, Keras lists the folder through Python (the hooks answer) and
+    TensorFlow then opens the files in C++: they are missing, and ``dvc stream`` says that this
+    program needs ``--mount``."""
+    clone = image_repo.fresh_clone()
+    command = ["stream", "--prefetch", "none", "--", sys.executable, *map(str, TRAIN)]
+    proc = clone.dvc(*command, check=False)
+    assert proc.returncode != 0
+    assert "NotFoundError" in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if "`dvc stream --mount`" in line]
+    assert len(lines) == 1, proc.stderr
+    assert "(tensorflow)" in lines[0]
