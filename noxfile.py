@@ -93,7 +93,8 @@ def bench(session: nox.Session) -> None:
 # any other version would download a CUDA build of several GB.
 @nox.session(python="3.11")
 def integration(session: nox.Session) -> None:
-    """Real workloads: DataLoader workers, torchrun, a Jupyter kernel, third-party readers."""
+    """Real workloads: DataLoader workers, torchrun, a Jupyter kernel, Keras and tf.data under
+    --mount, third-party readers."""
     session.install("-e", ".[tests,integration]")
     session.run("pytest", "tests/integration", *session.posargs)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import sys
 import threading
 
 from . import protocol
@@ -70,7 +71,7 @@ class BrokerClient:
             return self._lookups[path]
         except KeyError:
             pass
-        found = self._call({"op": "lookup", "path": path})
+        found = self._call(_with_c_readers({"op": "lookup", "path": path}))
         entry = Entry(**found) if found is not None else None
         self._lookups[path] = entry
         return entry
@@ -83,7 +84,7 @@ class BrokerClient:
             return self._kinds[path]
         except KeyError:
             pass
-        kind = self._kinds[path] = self._call({"op": "kind", "path": path})
+        kind = self._kinds[path] = self._call(_with_c_readers({"op": "kind", "path": path}))
         return kind
 
     def listdir(self, path: str) -> dict[str, str] | None:
@@ -91,7 +92,7 @@ class BrokerClient:
             return self._listings[path]
         except KeyError:
             pass
-        names = self._call({"op": "listdir", "path": path})
+        names = self._call(_with_c_readers({"op": "listdir", "path": path}))
         self._listings[path] = names
         return names
 
@@ -117,3 +118,17 @@ class BrokerClient:
             self._send_hint(paths[half:])
             return
         self._call(request, frame)
+
+
+def _with_c_readers(request: dict) -> dict:
+    """``request``, with the first C reader of ``protocol.C_READERS`` this process has imported
+    (the first only: TensorFlow's Keras imports h5py, and OpenCV where it is installed).
+
+    NOTE: only on a question to the broker, a round trip anyway: never on a memoized answer.
+    """
+    modules = sys.modules
+    for name in protocol.C_READERS:
+        if name in modules:
+            request["c_readers"] = [name]
+            break
+    return request

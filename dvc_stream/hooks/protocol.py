@@ -12,6 +12,10 @@ an object with ``"op"`` and its arguments; each answer is ``{"ok": value}`` or
 - ``prefetch`` ``paths`` -> null; a hint, answered at once. Each connection's hints are queued
   one after the other, so a hint too long for one frame is sent as several, in order.
 
+``lookup``, ``kind`` and ``listdir`` may carry ``"c_readers"``: a module of ``C_READERS`` that
+the asking process had imported. Such a program may open the files it lists from C, where the
+hooks cannot see it, and ``dvc stream`` then suggests ``--mount`` at the end of the run.
+
 Requests are bounded by ``MAX_REQUEST`` bytes: a larger frame closes the connection, since its
 body cannot be skipped cheaply; a frame of the right size whose body is not JSON is answered with
 an error, and the connection goes on.
@@ -26,6 +30,9 @@ HEADER = struct.Struct(">I")
 MAX_REQUEST = 1 << 20
 MAX_RESPONSE = 1 << 30
 OPS = ("hello", "lookup", "kind", "listdir", "materialize", "prefetch")
+# Libraries that open files by path in C or C++, out of the hooks' sight; the first one imported is
+# named (Keras imports h5py, and OpenCV where it is installed).
+C_READERS = ("tensorflow", "cv2", "h5py")
 
 ENV_SOCKET = "DVC_STREAM_SOCKET"
 ENV_ROOT = "DVC_STREAM_ROOT"  # the root of the repository the broker serves

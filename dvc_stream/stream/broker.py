@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from dvc_stream.errors import FetchError, ManifestError
 from dvc_stream.hooks.resolver import DIR, FILE, Entry
+from dvc_stream.stream.c_readers import CReaders
 from dvc_stream.stream.fetcher import BACKGROUND, DEMAND, HINT, Fetcher, ObjectRef
 from dvc_stream.stream.object_sizes import SizeIndex
 from dvc_stream.stream.policy import budget_from_env, policy_from_env
@@ -87,6 +88,7 @@ class Broker:
         self._caches: dict[str, HashFileDB] = {}  # output path -> its cache
         self._closed = False
         self.incomplete: list[Incomplete] = []  # directories left partial; set by close()
+        self.c_readers = CReaders()
 
     def _default_jobs(self) -> int:
         outputs = [o for o in self.manifest.outputs.values() if self.sources.reads_remote(o)]
@@ -127,6 +129,7 @@ class Broker:
 
     def materialize(self, path: str) -> str:
         tracked = self._tracked(path)
+        self.c_readers.read(tracked.output)
         if self.present(path):
             return path
         self._demand(tracked)
@@ -184,6 +187,27 @@ class Broker:
         """Hint these files, after those ``sender`` (a client connection) hinted before."""
         files = [f for f in map(self.manifest.file, paths) if f is not None]
         self.prefetcher.hint(files, sender)
+
+    def looked_at_by_c_readers(self, modules: list[str], path: str) -> None:
+        """A process that had imported ``modules`` (C readers) listed or stat'ed ``path``."""
+        found = self.manifest.owner(path)
+        if found is not None:
+            self.c_readers.looked_at(modules, found[0])
+
+    def c_readers_hint(self) -> str | None:
+        """After close(): the suggestion of ``--mount`` if a program seems to have read tracked
+        files from C (see ``c_readers``)."""
+        return self.c_readers.hint(self._missing_at_start)
+
+    def _missing_at_start(self, output: TrackedOutput) -> bool:
+        """Whether a file of ``output`` was not in the workspace when the run started: it still
+        is not, or this run downloaded it."""
+        if not output.isdir:
+            return output.oid in self._fetched or not os.path.lexists(output.path)
+        for relpath, (oid, _isexec) in output.tree.files.items():
+            if oid in self._fetched or not os.path.lexists(os.path.join(output.path, relpath)):
+                return True
+        return False
 
     # -- internals -------------------------------------------------------------------------
 

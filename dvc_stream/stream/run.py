@@ -79,7 +79,12 @@ def run_streaming(
             returncode = _run_child(command, child_env(address, repo.root_dir))
     finally:
         broker.close()
-    _report(broker, stats_file, quiet, returncode, [p.hint() for p in broker.incomplete])
+    hints = [p.hint() for p in broker.incomplete]
+    _report(broker, stats_file, quiet, returncode, hints)
+    # NOTE: under --mount, C readers see the view: nothing to suggest.
+    c_hint = None if mount else broker.c_readers_hint()
+    if c_hint:
+        logger.warning("%s", c_hint)
     return returncode
 
 

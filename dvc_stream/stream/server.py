@@ -44,6 +44,12 @@ def _check_path(value: object) -> str:
     return os.path.normpath(value)
 
 
+def _check_c_readers(value: object) -> list[str]:
+    if not isinstance(value, list) or not all(name in protocol.C_READERS for name in value):
+        raise ValueError(f"'c_readers' must be a list of {', '.join(protocol.C_READERS)}")
+    return value
+
+
 def dispatch(broker: Broker, request: object, sender: Hashable = None) -> object:
     """Answer one decoded request; raises ValueError for a malformed one.
 
@@ -66,6 +72,8 @@ def dispatch(broker: Broker, request: object, sender: Hashable = None) -> object
         broker.prefetch([_check_path(p) for p in paths], sender)
         return None
     path = _check_path(request.get("path"))
+    if op != "materialize" and request.get("c_readers"):
+        broker.looked_at_by_c_readers(_check_c_readers(request["c_readers"]), path)
     if op == "lookup":
         entry = broker.lookup(path)
         return None if entry is None else entry.__dict__

@@ -1,10 +1,10 @@
 """Real workloads under ``dvc stream``: PyTorch DataLoader workers, torchrun, a Jupyter kernel,
-and third-party file readers.
+TensorFlow and Keras under ``--mount``, and third-party file readers.
 
-They need the ``integration`` extra (torch, Pillow, pandas, nbclient, ...) and take minutes, so
-the default test run leaves this directory out: its tests are collected only when the command
-line names it (``nox -s integration``, ``pytest tests/integration``). Each module also skips
-itself when its libraries are not installed.
+They need the ``integration`` extra (torch, tensorflow-cpu, Pillow, pandas, nbclient, ...) and
+take minutes, so the default test run leaves this directory out: its tests are collected only
+when the command line names it (``nox -s integration``, ``pytest tests/integration``). Each
+module also skips itself when its libraries are not installed.
 """
 
 from __future__ import annotations

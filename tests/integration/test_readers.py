@@ -51,10 +51,13 @@ EXPECTED = {
     "cv2.imdecode(numpy.fromfile(path))": "hooks",
     "sqlite3.connect (read-only)": "hooks",
     "sqlite3.connect": "hooks",
+    "tf.io.read_file": "mount",
 }
 
 READ_ALL = r"""
-import hashlib, json, sys
+import hashlib, json, os, sys
+
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
 
 D = "data/compat/"
 
@@ -170,6 +173,11 @@ def sqlite_rw():
         con.close()
 
 
+def tf_read_file():
+    import tensorflow as tf
+    return digest(tf.io.read_file(D + "image3.png").numpy())
+
+
 READERS = {
     "pandas.read_csv": pandas_csv,
     "numpy.load (.npy)": npy,
@@ -188,6 +196,7 @@ READERS = {
     "cv2.imdecode(numpy.fromfile(path))": cv2_imdecode,
     "sqlite3.connect (read-only)": sqlite_ro,
     "sqlite3.connect": sqlite_rw,
+    "tf.io.read_file": tf_read_file,
 }
 
 out = {}
@@ -219,7 +228,7 @@ def _write_files(folder: Path) -> None:
     np.save(folder / "mapped.npy", rng.random((16, 4)))
     np.savez(folder / "arrays.npz", a=rng.random(5), b=np.arange(7))
     rng.random(64).astype(np.float32).tofile(folder / "raw.f32")
-    for name in ("image.png", "photo.png", "photo2.png"):
+    for name in ("image.png", "photo.png", "photo2.png", "image3.png"):
         pixels = rng.integers(0, 256, (24, 16, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(folder / name)
     (folder / "record.json").write_text(json.dumps({"labels": ["cat", "dog"], "n": 2}))

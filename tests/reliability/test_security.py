@@ -46,6 +46,9 @@ class FakeBroker:
     def hints_read_order(self) -> bool:
         return False
 
+    def looked_at_by_c_readers(self, modules: list[str], path: str) -> None:
+        assert all(name in protocol.C_READERS for name in modules), modules
+
 
 @pytest.fixture(scope="module")
 def broker_server():
@@ -127,7 +130,13 @@ REQUESTS = st.one_of(
     JSON,
     st.fixed_dictionaries(
         {"op": st.sampled_from([*protocol.OPS, "nope", ""])},
-        optional={"path": PATHS, "paths": st.one_of(st.lists(PATHS, max_size=4), JSON)},
+        optional={
+            "path": PATHS,
+            "paths": st.one_of(st.lists(PATHS, max_size=4), JSON),
+            "c_readers": st.one_of(
+                st.lists(st.sampled_from([*protocol.C_READERS, "os", ""]), max_size=3), JSON
+            ),
+        },
     ),
 )
 
