@@ -59,7 +59,9 @@ class Broker:
         self.remotes = Remotes(repo, remote, jobs)
         self.sources = Sources(repo, self.remotes)
         self._warned: set[str] = set()  # manifest errors already logged
-        self.manifest = Manifest.from_repo(repo, remote, read_entries=self.sources.entries)
+        self.manifest = Manifest.from_repo(
+            repo, remote, read_entries=self.sources.entries, resolve_hash=self.sources.resolve_hash
+        )
         for reason in self.manifest.skipped:
             logger.warning("%s", reason)
         # NOTE: before the first request: files left there for another version are not served

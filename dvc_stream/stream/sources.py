@@ -28,6 +28,7 @@ from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.workspace.trees import entries_of_tree, load_entries
 
 if TYPE_CHECKING:
+    from dvc.output import Output
     from dvc.repo import Repo
     from dvc_data.hashfile.tree import Tree
     from dvc_data.index import FileStorage
@@ -178,6 +179,23 @@ class Sources:
 
     def name(self, output: TrackedOutput) -> str:
         return self.of(output).name
+
+    def resolve_hash(self, out: Output) -> str | None:
+        """Give an import made with ``--no-download`` the hash ``dvc pull`` would find for it
+        (in memory only); if it cannot be found, why the import is not streamed."""
+        if not out.stage.is_repo_import:
+            return None  # NOTE: `dvc import-url --no-download`: kinds.unstreamable says why
+        from dvc_stream.stream.repo_imports import resolve_hash
+
+        try:
+            resolve_hash(out)
+        except Exception as exc:
+            logger.debug("resolving the hash of '%s' failed", out, exc_info=True)
+            return (
+                f"'{out}' is not streamed: it was imported with --no-download, and its source "
+                f"cannot be read: {_causes(exc)}"
+            )
+        return None
 
     def reads_remote(self, output: TrackedOutput) -> bool:
         """Whether ``output`` is read by md5 from the project's remote, told from the

@@ -1,13 +1,16 @@
 """Which outputs can be streamed, and for the others, one line saying why and what to do instead.
 
 Every output that ``dvc pull`` fetches by hash can be streamed: from the project's remote, a
-cloud-versioned remote, or the source repository of a ``dvc import``. Three kinds cannot:
+cloud-versioned remote, or the source repository of a ``dvc import`` (also one made with
+``--no-download``: its hash is found in the source at ``rev_lock`` before this is asked,
+``Sources.resolve_hash``). Three kinds cannot:
 
 - ``cache: false``: DVC keeps no copy of the file anywhere, so there is nothing to fetch;
 - ``push: false``: no remote holds it, only the cache of the machine that made it;
-- imports made with ``--no-download``, and ``dvc import-url --version-aware`` outputs, which
-  ``dvc pull`` reads from their URL: no md5 is recorded for their files, so a fetched file could
-  not be checked before the program reads it.
+- ``dvc import-url`` outputs made with ``--no-download`` or ``--version-aware``, which
+  ``dvc pull`` reads from their URL: no md5 of their files is recorded where a clone can read it
+  (the ``.dir`` object stays in the importing machine's cache), so a fetched file could not be
+  checked before the program reads it.
 """
 
 from __future__ import annotations

@@ -164,15 +164,21 @@ class Manifest:
         repo: Repo,
         remote: str | None = None,
         read_entries: Callable[[TrackedOutput], list[TreeEntry]] | None = None,
+        resolve_hash: Callable[[Output], str | None] | None = None,
     ) -> Manifest:
         """``remote`` (``-r``) overrides every output's own ``remote:``, as in ``dvc pull``;
-        ``read_entries(output)`` reads a directory's tree from where its files come from."""
+        ``read_entries(output)`` reads a directory's tree from where its files come from;
+        ``resolve_hash(out)`` gives an import that records no hash the one ``dvc pull`` would
+        find, or says why it cannot."""
         outputs = []
         skipped = []
         for out in repo.index.outs:
             if not _has_data(out):
                 continue
-            reason = unstreamable(out)
+            reason = None
+            if resolve_hash is not None and out.stage.is_import and not out.hash_info:
+                reason = resolve_hash(out)
+            reason = reason or unstreamable(out)
             if reason is not None:
                 if not os.path.lexists(out.fs_path):
                     skipped.append(reason)
