@@ -157,6 +157,7 @@ class Sources:
         self.remotes = remotes
         self._sources: dict[str, Source | ManifestError] = {}
         self._lock = threading.Lock()
+        self._url_entries: dict[str, list[TreeEntry]] = {}  # out path -> its files at its URL
 
     def of(self, output: TrackedOutput) -> Source:
         found = self._sources.get(output.path)
@@ -181,19 +182,23 @@ class Sources:
         return self.of(output).name
 
     def resolve_hash(self, out: Output) -> str | None:
-        """Give an import made with ``--no-download`` the hash ``dvc pull`` would find for it
-        (in memory only); if it cannot be found, why the import is not streamed."""
-        if not out.stage.is_repo_import:
-            return None  # NOTE: `dvc import-url --no-download`: kinds.unstreamable says why
-        from dvc_stream.stream.repo_imports import resolve_hash
+        """Give an import that ``dvc pull`` reads from its source (``--no-download``, or
+        ``dvc import-url --version-aware``) the hash of its files there, in memory only; if it
+        cannot be found, why the import is not streamed."""
+        from dvc_stream.stream import repo_imports, url_imports
 
         try:
-            resolve_hash(out)
+            if out.stage.is_repo_import and not out.hash_info:
+                repo_imports.resolve_hash(out)
+            elif not out.stage.is_repo_import:
+                self._url_entries[str(out.fs_path)] = url_imports.resolve_hash(out)
+        except ManifestError as exc:
+            return str(exc)
         except Exception as exc:
             logger.debug("resolving the hash of '%s' failed", out, exc_info=True)
             return (
-                f"'{out}' is not streamed: it was imported with --no-download, and its source "
-                f"cannot be read: {_causes(exc)}"
+                f"'{out}' is not streamed: it is read from its source, which cannot be read: "
+                f"{_causes(exc)}"
             )
         return None
 
@@ -221,6 +226,11 @@ class Sources:
             from dvc_stream.stream.repo_imports import RepoImportSource
 
             return RepoImportSource(output, self.remotes.pool_size)
+        if out.stage.is_import and str(out.fs_path) in self._url_entries:
+            from dvc_stream.stream.url_imports import UrlImportSource
+
+            entries = self._url_entries[str(out.fs_path)]
+            return UrlImportSource(output, entries, self.remotes.pool_size)
         remote = self._project_remote(output)
         if remote is None or not remote.fs.version_aware:
             return RemoteSource(self.remotes, output)

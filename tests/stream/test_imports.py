@@ -318,7 +318,7 @@ def test_no_download_repo_import_with_its_source_gone_is_said(project, tmp_path)
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
     warnings = [line for line in proc.stderr.splitlines() if "'data/later'" in line]
     assert len(warnings) == 1 and warnings[0].startswith("WARNING: "), proc.stderr
-    why = "'data/later' is not streamed: it was imported with --no-download, and its source"
+    why = "'data/later' is not streamed: it is read from its source, which cannot be read"
     assert why in warnings[0]
     assert str(tmp_path / "gone") in warnings[0]
 
@@ -364,10 +364,47 @@ def test_import_url_not_pushed_is_said(dvc_repo, url_source, tmp_path):
     assert "'data/url'" in warnings[0] and "neither in the cache nor on the remote" in warnings[0]
 
 
-@pytest.mark.parametrize("flag", ["--no-download", "--version-aware"])
-def test_import_url_read_from_its_url_is_said_and_left_alone(dvc_repo, url_source, tmp_path, flag):
+def _import_url_through(repo, proxy, url: str, out: str, *flags: str) -> None:
+    config = ("--fs-config", f"endpointurl={proxy.endpoint_url}")
+    repo._import("import-url", url, out, *config, *flags, out=out)
+
+
+URL_FLAGS = [("--no-download",), ("--version-aware",), ("--no-download", "--version-aware")]
+
+
+@pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
+def test_import_url_read_from_its_url_streams(
+    dvc_repo, url_source, moto_server, proxy, tmp_path, flags
+):
     bucket, files = url_source
-    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", flag)
+    _import_url_through(dvc_repo, proxy, f"s3://{bucket}/prefix", "data/later", *flags)
+    if "--version-aware" in flags:  # NOTE: the recorded versions are read, not the newest
+        for rel in files:
+            moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{rel}", Body=b"new")
+    pulled = dvc_repo.clone()
+    pulled.dvc("pull", "data/later")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, "data/later")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert last_json(proc) == _expected(files)
+    assert clone.tracked_files("data/later") == pulled.tracked_files("data/later") == files
+    gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/prefix/")]
+    assert len(gets) == len(set(gets)) == len(files), proxy.request_log
+    if "--version-aware" in flags:
+        assert all("versionId=" in p for p in gets), gets
+    assert "later" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
+
+
+def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server, tmp_path):
+    bucket, files = url_source
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", "--no-download")
+    changed = sorted(files)[0]
+    moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{changed}", Body=b"changed")
     clone = dvc_repo.clone()
     script = write_script(tmp_path, "listdir.py", LISTDIR)
 
@@ -375,14 +412,38 @@ def test_import_url_read_from_its_url_is_said_and_left_alone(dvc_repo, url_sourc
 
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
-    why = {
-        "--no-download": "it was imported with --no-download, so no hash of it is recorded yet",
-        "--version-aware": f"`dvc pull` reads it from 's3://{bucket}/prefix', which records no "
-        "md5 hashes to check its files against",
-    }[flag]
     assert warnings == [
-        f"WARNING: 'data/later' is not streamed: {why}; run `dvc pull data/later` instead"
+        f"WARNING: 'data/later' is not streamed: the files at 's3://{bucket}/prefix' changed "
+        "since they were imported; `dvc update data/later` records the new ones"
     ]
     assert not (clone.root / "data/later").exists()
-    clone.dvc("pull", "data/later")
-    assert clone.tracked_files("data/later") == files
+
+
+def test_import_url_with_etags_that_are_not_md5s_is_said(dvc_repo, moto_server, tmp_path):
+    bucket = moto_server.new_bucket(versioned=True)
+    client = moto_server.client()
+    part = file_content(1, "part", 5 * 2**20)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="prefix/big.bin")
+    etag = client.upload_part(
+        Bucket=bucket, Key="prefix/big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=part
+    )["ETag"]
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="prefix/big.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+    )
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", "--no-download", "--version-aware")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+
+    proc = stream_python(clone, script, "data/later")
+
+    assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, proc.stderr
+    assert warnings[0].startswith(
+        "WARNING: 'data/later' is not streamed: DVC recorded no md5 of 'data/later/big.bin' and "
+        "its etag ("
+    ), warnings[0]
+    assert warnings[0].endswith("run `dvc pull data/later` instead")
