@@ -146,10 +146,13 @@ class UrlImportSource(Source):
         fs = dep.fs
         self.name = dep.def_path
         self._store = PathStore(fs, dep.fs_path)
-        versions = {item["relpath"]: item.get("version_id") for item in dep.files or ()}
+        # NOTE: as `dvc pull`: by version only from a version-aware URL, else what is there now
+        versioned = bool(getattr(fs, "version_aware", False))
+        files = dep.files if versioned else ()
+        versions = {item["relpath"]: item.get("version_id") for item in files or ()}
         self._entries = entries
         if not output.isdir:
-            version = dep.meta.version_id if dep.meta else None
+            version = dep.meta.version_id if versioned and dep.meta else None
             self._store.add(output.oid, _versioned(fs, dep.fs_path, version))
         else:
             for entry in entries:

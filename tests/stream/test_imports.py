@@ -400,6 +400,32 @@ def test_import_url_read_from_its_url_streams(
     assert "later" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
 
 
+@pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
+def test_import_url_of_one_file_read_from_its_url_streams(
+    dvc_repo, moto_server, proxy, tmp_path, flags
+):
+    bucket = moto_server.new_bucket(versioned=True)
+    data = file_content(7, "one", 300)
+    moto_server.client().put_object(Bucket=bucket, Key="one.bin", Body=data)
+    _import_url_through(dvc_repo, proxy, f"s3://{bucket}/one.bin", "data/one.bin", *flags)
+    pulled = dvc_repo.clone()
+    pulled.dvc("pull", "data/one.bin")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, "data/one.bin")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert last_json(proc) == {"data/one.bin": [len(data), md5(data)]}
+    assert (clone.root / "data/one.bin").read_bytes() == (
+        pulled.root / "data/one.bin"
+    ).read_bytes()
+    gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/one.bin")]
+    assert len(gets) == 1, proxy.request_log
+
+
 def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server, tmp_path):
     bucket, files = url_source
     dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", "--no-download")
