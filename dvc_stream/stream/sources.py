@@ -45,6 +45,8 @@ class PathStore:
     """Objects found by path (and version id) instead of by md5: an output's files on a
     cloud-versioned remote, or in an import's source."""
 
+    mismatch: str | None = None  # why fetched bytes may not hash to their oid, for messages
+
     def __init__(self, fs: FileSystem, path: str):
         self.fs = fs
         self.path = path

@@ -146,6 +146,7 @@ class UrlImportSource(Source):
         fs = dep.fs
         self.name = dep.def_path
         self._store = PathStore(fs, dep.fs_path)
+        self._store.mismatch = f"changed at '{dep.def_path}' since it was imported"
         # NOTE: as `dvc pull`: by version only from a version-aware URL, else what is there now
         versioned = bool(getattr(fs, "version_aware", False))
         files = dep.files if versioned else ()

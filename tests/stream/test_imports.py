@@ -445,6 +445,22 @@ def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server
     assert not (clone.root / "data/later").exists()
 
 
+def test_import_url_file_changed_at_its_url_is_refused(dvc_repo, moto_server, tmp_path):
+    bucket = moto_server.new_bucket()  # NOTE: on a versioned bucket, the recorded version is read
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key="one.bin", Body=file_content(7, "one", 300))
+    dvc_repo.import_url(f"s3://{bucket}/one.bin", "data/one.bin", "--no-download")
+    client.put_object(Bucket=bucket, Key="one.bin", Body=b"changed")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "read.py", READ)
+
+    proc = stream_python(clone, script, "data/one.bin", check=False)
+
+    assert proc.returncode != 0
+    assert f"changed at 's3://{bucket}/one.bin' since it was imported" in proc.stderr, proc.stderr
+    assert not (clone.root / "data/one.bin").exists()
+
+
 def test_import_url_with_etags_that_are_not_md5s_is_said(dvc_repo, moto_server, tmp_path):
     bucket = moto_server.new_bucket(versioned=True)
     client = moto_server.client()
