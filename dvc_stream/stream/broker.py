@@ -227,6 +227,7 @@ class Broker:
                 self._deferred[tracked.path] = tracked
                 return
         self.placer.place(tracked)
+        self.sources.placed(tracked)
 
     def _tracked(self, path: str) -> TrackedFile:
         tracked = self._guard(self.manifest.file, path)

@@ -78,6 +78,9 @@ class Source:
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
         raise NotImplementedError
 
+    def placed(self, tracked: TrackedFile) -> None:
+        """``tracked`` was placed in the workspace from the cache."""
+
 
 class RemoteSource(Source):
     """The project's remote: objects by md5, and ``.dir`` objects for directories."""
@@ -179,6 +182,9 @@ class Sources:
 
     def store(self, tracked: TrackedFile):
         return self.of(tracked.output).store(tracked)
+
+    def placed(self, tracked: TrackedFile) -> None:
+        self.of(tracked.output).placed(tracked)
 
     def name(self, output: TrackedOutput) -> str:
         return self.of(output).name

@@ -398,6 +398,10 @@ def test_import_url_read_from_its_url_streams(
     if "--version-aware" in flags:
         assert all("versionId=" in p for p in gets), gets
     assert "later" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
+    # NOTE: DVC's own commands find the files where `dvc pull` leaves them
+    assert clone.dvc("data", "status").stdout == pulled.dvc("data", "status").stdout
+    assert clone.dvc("checkout").stdout == pulled.dvc("checkout").stdout
+    assert clone.tracked_files("data/later") == files
 
 
 @pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
