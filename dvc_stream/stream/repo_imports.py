@@ -28,6 +28,7 @@ import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dvc_stream.errors import ManifestError
+from dvc_stream.stream import fs_cache
 from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.stream.sources import PathStore, Source
 from dvc_stream.workspace.trees import entries_of_tree, load_entries
@@ -49,8 +50,10 @@ MAX_CHAIN = 8  # imports of imports followed to their storage
 
 
 class RepoImportSource(Source):
-    def __init__(self, output: TrackedOutput, pool_size: int):
+    def __init__(self, output: TrackedOutput, pool_size: int, *, no_download: bool = False):
         out = output.out
+        # NOTE: where `dvc pull` copies a --no-download import, and DVC's commands look for it
+        self._fs_cache = fs_cache.path_of(out) if no_download else None
         dep = out.stage.deps[0]
         self._hash_name = out.hash_name
         self._pool_size = pool_size
@@ -78,6 +81,10 @@ class RepoImportSource(Source):
                     path = posixpath.join(self._path, relpath) if relpath else self._path
                     found = self._files[relpath] = self._store_of(path, tracked.oid)
         return found
+
+    def placed(self, tracked: TrackedFile) -> None:
+        if self._fs_cache is not None:
+            fs_cache.link(tracked, self._fs_cache)
 
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
         out = output.out

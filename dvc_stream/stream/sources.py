@@ -163,6 +163,7 @@ class Sources:
         self._sources: dict[str, Source | ManifestError] = {}
         self._lock = threading.Lock()
         self._url_entries: dict[str, list[TreeEntry]] = {}  # out path -> its files at its URL
+        self._no_download: set[str] = set()  # out paths of --no-download repo imports
 
     def of(self, output: TrackedOutput) -> Source:
         found = self._sources.get(output.path)
@@ -198,6 +199,7 @@ class Sources:
         try:
             if out.stage.is_repo_import and not out.hash_info:
                 repo_imports.resolve_hash(out)
+                self._no_download.add(str(out.fs_path))
             elif not out.stage.is_repo_import:
                 self._url_entries[str(out.fs_path)] = url_imports.resolve_hash(out)
         except ManifestError as exc:
@@ -233,7 +235,8 @@ class Sources:
         if out.stage.is_repo_import:
             from dvc_stream.stream.repo_imports import RepoImportSource
 
-            return RepoImportSource(output, self.remotes.pool_size)
+            no_download = str(out.fs_path) in self._no_download
+            return RepoImportSource(output, self.remotes.pool_size, no_download=no_download)
         if out.stage.is_import and str(out.fs_path) in self._url_entries:
             from dvc_stream.stream.url_imports import UrlImportSource
 

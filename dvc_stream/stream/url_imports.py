@@ -22,14 +22,11 @@ program gets an ``OSError``, never different bytes.
 
 from __future__ import annotations
 
-import logging
-import os
 import re
-import threading
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import ManifestError
+from dvc_stream.stream import fs_cache
 from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.stream.sources import PathStore, Source
 from dvc_stream.workspace.trees import entries_of_tree
@@ -46,10 +43,7 @@ if TYPE_CHECKING:
     from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
     from dvc_stream.workspace.trees import TreeEntry
 
-logger = logging.getLogger(__name__)
-
 _MD5 = re.compile(r"[0-9a-f]{32}")
-_FS_CACHE_LINKS = ["reflink", "hardlink", "copy"]
 
 
 def resolve_hash(out: Output) -> list[TreeEntry]:
@@ -154,7 +148,7 @@ class UrlImportSource(Source):
         self.name = dep.def_path
         self._store = PathStore(fs, dep.fs_path)
         self._store.mismatch = f"changed at '{dep.def_path}' since it was imported"
-        self._fs_cache = _fs_cache_path(out)
+        self._fs_cache = fs_cache.path_of(out)
         # NOTE: as `dvc pull`: by version only from a version-aware URL, else what is there now
         versioned = bool(getattr(fs, "version_aware", False))
         files = dep.files if versioned else ()
@@ -172,44 +166,11 @@ class UrlImportSource(Source):
     def store(self, tracked: TrackedFile | None = None) -> PathStore:
         return self._store
 
-    def placed(self, tracked: TrackedFile) -> None:
-        """Link the file into DVC's cache of the URL too, where ``dvc pull`` leaves it and DVC's
-        own commands look for it (``dvc checkout`` keeps a file it finds there)."""
-        from dvc_objects.fs import generic
-        from dvc_objects.fs.local import localfs
-
-        relpath = tracked.path[len(tracked.output.path) + 1 :].replace(os.sep, "/")
-        dest = os.path.join(self._fs_cache, *relpath.split("/")) if relpath else self._fs_cache
-        if os.path.exists(dest):
-            return
-        cache = tracked.output.out.cache
-        os.makedirs(os.path.dirname(dest), exist_ok=True)
-        tmp = f"{dest}.{os.getpid()}.{threading.get_ident()}.dvc-stream-tmp"
-        try:
-            generic.transfer(
-                cache.fs, cache.oid_to_path(tracked.oid), localfs, tmp, links=_FS_CACHE_LINKS
-            )
-            os.replace(tmp, dest)
-        except OSError as exc:
-            logger.debug("could not link '%s' into %s: %s", tracked.path, dest, exc)
-            with suppress(FileNotFoundError):
-                os.unlink(tmp)
-
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
         return self._entries
 
-
-def _fs_cache_path(out: Output) -> str:
-    """Where ``dvc pull`` copies the files of ``out`` (``_load_storage_from_import``)."""
-    from fsspec.utils import tokenize
-
-    dep = out.stage.deps[0]
-    if dep.meta and dep.meta.isdir:
-        meta_token = dep.hash_info.value
-    else:
-        meta_token = tokenize(dep.meta.to_dict())
-    fs_cache = out.repo.cache.fs_cache
-    return fs_cache.fs.join(fs_cache.path, dep.fs.protocol, tokenize(dep.fs_path, meta_token))
+    def placed(self, tracked: TrackedFile) -> None:
+        fs_cache.link(tracked, self._fs_cache)
 
 
 def _versioned(fs, path: str, version_id: str | None) -> str:

@@ -57,6 +57,10 @@ def _gets_in(log: list[tuple[str, str]], bucket: str) -> list[str]:
     return [path for path in object_gets(log) if path.startswith(f"/{bucket}/")]
 
 
+def _lines_of(text: str, out: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if out in line]
+
+
 def _bucket(repo) -> str:
     return repo.remote_url.removeprefix("s3://").split("/", 1)[0]
 
@@ -303,6 +307,11 @@ def test_no_download_repo_import_streams_from_the_source(
     assert "later" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
     if pulls:
         assert clone.dvc("status", out).stdout == pulled.dvc("status", out).stdout
+        # NOTE: DVC's own commands find the files where `dvc pull` leaves them
+        assert _lines_of(clone.dvc("data", "status").stdout, out) == _lines_of(
+            pulled.dvc("data", "status").stdout, out
+        )
+        assert clone.dvc("checkout", out).stdout == pulled.dvc("checkout", out).stdout
 
 
 def test_no_download_repo_import_with_its_source_gone_is_said(project, tmp_path):
