@@ -54,7 +54,11 @@ def resolve_hash(out: Output) -> list[TreeEntry]:
     where = str(out)
     recorded = out.hash_info if out.hash_info else None
     if not (dep.files or (dep.meta and dep.meta.isdir) or dep.hash_info.isdir):
-        meta = _file(dep)
+        if not recorded and dep.hash_info.name == "md5" and dep.hash_info.value:
+            recorded = dep.hash_info  # NOTE: a local file: DVC hashed it at import
+        from dvc_data.hashfile.meta import Meta
+
+        meta = dep.meta or Meta()
         out.hash_info, out.meta = recorded or _etag_hash(meta, where, where), meta
         return []
     files = list(_files(dep))
@@ -114,14 +118,6 @@ def _files(dep: Dependency) -> Iterator[tuple[str, Meta]]:
     for path, info in sorted(fs.fs.find(dep.fs_path, detail=True).items()):
         if info.get("type") == "file":
             yield fs.relpath(path, dep.fs_path), Meta.from_info(info, fs.protocol)
-
-
-def _file(dep: Dependency) -> Meta:
-    from dvc_data.hashfile.meta import Meta
-
-    if dep.meta and (dep.meta.etag or dep.meta.version_id):
-        return dep.meta
-    return Meta.from_info(dep.fs.info(dep.fs_path), dep.fs.protocol)
 
 
 def _etag_hash(meta: Meta, path: str, where: str) -> HashInfo:
