@@ -60,7 +60,9 @@ class Broker:
         self.remotes = Remotes(repo, remote, jobs)
         self.sources = Sources(repo, self.remotes)
         self._warned: set[str] = set()  # manifest errors already logged
-        self.manifest = Manifest.from_repo(repo, remote, read_entries=self.sources.entries)
+        self.manifest = Manifest.from_repo(
+            repo, remote, read_entries=self.sources.entries, resolve_hash=self.sources.resolve_hash
+        )
         for reason in self.manifest.skipped:
             logger.warning("%s", reason)
         # NOTE: before the first request: files left there for another version are not served
@@ -249,6 +251,7 @@ class Broker:
                 self._deferred[tracked.path] = tracked
                 return
         self.placer.place(tracked)
+        self.sources.placed(tracked)
 
     def _tracked(self, path: str) -> TrackedFile:
         tracked = self._guard(self.manifest.file, path)

@@ -90,10 +90,12 @@ def _checked_size(download: Download) -> int:
     ref = download.ref
     actual = file_md5(download.tmp, name=ref.hash_name)
     if actual != ref.oid:
+        # NOTE: a store read by path (a URL) may say better why the bytes differ
+        differs = getattr(ref.remote, "mismatch", None) or "is corrupted on the remote"
         raise FetchError(
             ref.display,
             ref.remote_name,
-            f"object {ref.oid} is corrupted on the remote (its content hashes to {actual})",
+            f"object {ref.oid} {differs} (its content hashes to {actual})",
         )
     return os.path.getsize(download.tmp)
 

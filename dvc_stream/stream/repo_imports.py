@@ -12,6 +12,12 @@ filesystem, from the clone DVC made of the source.
 The tree comes from the cache, else from the source's ``.dir`` object (one request), else by
 listing DVC's filesystem at the end of the chain; either way it must be the tree the ``.dvc``
 file records.
+
+An import made with ``--no-download`` records no hash, only ``rev_lock``; ``dvc pull`` reads it
+through the same filesystem at ``rev_lock``. ``resolve_hash`` finds the hash there, as
+``dvc update`` would record it (the source's own hash of the path, else the tree of its files
+listed at ``rev_lock``), and the import then streams like any other: every file is checked
+against the md5 the source records for it.
 """
 
 from __future__ import annotations
@@ -22,12 +28,17 @@ import threading
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from dvc_stream.errors import ManifestError
+from dvc_stream.stream import fs_cache
 from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.stream.sources import PathStore, Source
 from dvc_stream.workspace.trees import entries_of_tree, load_entries
 
 if TYPE_CHECKING:
     from dvc.fs import DVCFileSystem
+    from dvc.output import Output
+    from dvc_data.hashfile.meta import Meta
+    from dvc_data.hashfile.obj import HashFile
+    from dvc_data.hashfile.tree import Tree
     from dvc_data.index import DataIndex
 
     from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
@@ -39,8 +50,10 @@ MAX_CHAIN = 8  # imports of imports followed to their storage
 
 
 class RepoImportSource(Source):
-    def __init__(self, output: TrackedOutput, pool_size: int):
+    def __init__(self, output: TrackedOutput, pool_size: int, *, no_download: bool = False):
         out = output.out
+        # NOTE: where `dvc pull` copies a --no-download import, and DVC's commands look for it
+        self._fs_cache = fs_cache.path_of(out) if no_download else None
         dep = out.stage.deps[0]
         self._hash_name = out.hash_name
         self._pool_size = pool_size
@@ -68,6 +81,10 @@ class RepoImportSource(Source):
                     path = posixpath.join(self._path, relpath) if relpath else self._path
                     found = self._files[relpath] = self._store_of(path, tracked.oid)
         return found
+
+    def placed(self, tracked: TrackedFile) -> None:
+        if self._fs_cache is not None:
+            fs_cache.link(tracked, self._fs_cache)
 
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
         out = output.out
@@ -123,16 +140,37 @@ class RepoImportSource(Source):
             size_connection_pool(store, self._pool_size)
         return store
 
-    def _listed_tree(self):
-        """The import's tree as DVC's filesystem lists it at the end of the chain, where the
-        hashes come from the source's own trees and no file is read."""
-        from dvc_data.hashfile.build import build
-        from dvc_data.hashfile.db import HashFileDB
-        from dvc_objects.fs.memory import MemoryFileSystem
+    def _listed_tree(self) -> Tree:
+        """The import's tree as DVC's filesystem lists it at the end of the chain."""
+        return _build(self._fs, self._path, self._hash_name)[1]
 
-        staging = HashFileDB(MemoryFileSystem(), "/dvc-stream-staging")
-        _, _, tree = build(staging, self._path, self._fs, self._hash_name)
-        return tree
+
+def resolve_hash(out: Output) -> None:
+    """Give a ``--no-download`` repo import, in memory only, the hash of its source path at
+    ``rev_lock`` (the ``.dvc`` file is left as it is)."""
+    dep = out.stage.deps[0]
+    found = _follow(dep.fs, dep.fs_path, str(out))
+    entry = _entry(found.index, found.key)
+    hash_info = getattr(entry, "hash_info", None)
+    if hash_info is not None and hash_info.value and hash_info.name == out.hash_name:
+        out.hash_info, out.meta = hash_info, entry.meta
+        return
+    meta, obj = _build(found.fs, found.path, out.hash_name)
+    out.hash_info, out.meta = obj.hash_info, meta
+    if obj.hash_info.isdir:
+        entries_of_tree(out, obj)  # NOTE: checks the tree and caches its .dir object
+
+
+def _build(fs: DVCFileSystem, path: str, hash_name: str) -> tuple[Meta, HashFile]:
+    """The object of ``path`` as DVC's filesystem lists it, where the hashes come from the
+    source's own trees and no file is read."""
+    from dvc_data.hashfile.build import build
+    from dvc_data.hashfile.db import HashFileDB
+    from dvc_objects.fs.memory import MemoryFileSystem
+
+    staging = HashFileDB(MemoryFileSystem(), "/dvc-stream-staging")
+    _, meta, obj = build(staging, path, fs, hash_name)
+    return meta, obj
 
 
 class _Found(NamedTuple):

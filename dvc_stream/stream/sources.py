@@ -28,6 +28,7 @@ from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.workspace.trees import entries_of_tree, load_entries
 
 if TYPE_CHECKING:
+    from dvc.output import Output
     from dvc.repo import Repo
     from dvc_data.hashfile.tree import Tree
     from dvc_data.index import FileStorage
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 class PathStore:
     """Objects found by path (and version id) instead of by md5: an output's files on a
     cloud-versioned remote, or in an import's source."""
+
+    mismatch: str | None = None  # why fetched bytes may not hash to their oid, for messages
 
     def __init__(self, fs: FileSystem, path: str):
         self.fs = fs
@@ -74,6 +77,9 @@ class Source:
 
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
         raise NotImplementedError
+
+    def placed(self, tracked: TrackedFile) -> None:
+        """``tracked`` was placed in the workspace from the cache."""
 
 
 class RemoteSource(Source):
@@ -156,6 +162,8 @@ class Sources:
         self.remotes = remotes
         self._sources: dict[str, Source | ManifestError] = {}
         self._lock = threading.Lock()
+        self._url_entries: dict[str, list[TreeEntry]] = {}  # out path -> its files at its URL
+        self._no_download: set[str] = set()  # out paths of --no-download repo imports
 
     def of(self, output: TrackedOutput) -> Source:
         found = self._sources.get(output.path)
@@ -176,8 +184,33 @@ class Sources:
     def store(self, tracked: TrackedFile):
         return self.of(tracked.output).store(tracked)
 
+    def placed(self, tracked: TrackedFile) -> None:
+        self.of(tracked.output).placed(tracked)
+
     def name(self, output: TrackedOutput) -> str:
         return self.of(output).name
+
+    def resolve_hash(self, out: Output) -> str | None:
+        """Give an import that ``dvc pull`` reads from its source (``--no-download``, or
+        ``dvc import-url --version-aware``) the hash of its files there, in memory only; if it
+        cannot be found, why the import is not streamed."""
+        from dvc_stream.stream import repo_imports, url_imports
+
+        try:
+            if out.stage.is_repo_import and not out.hash_info:
+                repo_imports.resolve_hash(out)
+                self._no_download.add(str(out.fs_path))
+            elif not out.stage.is_repo_import:
+                self._url_entries[str(out.fs_path)] = url_imports.resolve_hash(out)
+        except ManifestError as exc:
+            return str(exc)
+        except Exception as exc:
+            logger.debug("resolving the hash of '%s' failed", out, exc_info=True)
+            return (
+                f"'{out}' is not streamed: it is read from its source, which cannot be read: "
+                f"{_causes(exc)}"
+            )
+        return None
 
     def reads_remote(self, output: TrackedOutput) -> bool:
         """Whether ``output`` is read by md5 from the project's remote, told from the
@@ -202,7 +235,13 @@ class Sources:
         if out.stage.is_repo_import:
             from dvc_stream.stream.repo_imports import RepoImportSource
 
-            return RepoImportSource(output, self.remotes.pool_size)
+            no_download = str(out.fs_path) in self._no_download
+            return RepoImportSource(output, self.remotes.pool_size, no_download=no_download)
+        if out.stage.is_import and str(out.fs_path) in self._url_entries:
+            from dvc_stream.stream.url_imports import UrlImportSource
+
+            entries = self._url_entries[str(out.fs_path)]
+            return UrlImportSource(output, entries, self.remotes.pool_size)
         remote = self._project_remote(output)
         if remote is None or not remote.fs.version_aware:
             return RemoteSource(self.remotes, output)

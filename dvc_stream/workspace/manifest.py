@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from dvc_stream.hooks.resolver import DIR, FILE
-from dvc_stream.workspace.kinds import unstreamable
+from dvc_stream.workspace.kinds import reads_source, unstreamable
 from dvc_stream.workspace.trees import load_entries
 
 if TYPE_CHECKING:
@@ -164,15 +164,22 @@ class Manifest:
         repo: Repo,
         remote: str | None = None,
         read_entries: Callable[[TrackedOutput], list[TreeEntry]] | None = None,
+        resolve_hash: Callable[[Output], str | None] | None = None,
     ) -> Manifest:
         """``remote`` (``-r``) overrides every output's own ``remote:``, as in ``dvc pull``;
-        ``read_entries(output)`` reads a directory's tree from where its files come from."""
+        ``read_entries(output)`` reads a directory's tree from where its files come from;
+        ``resolve_hash(out)`` gives an import that ``dvc pull`` reads from its source the hash
+        of its files there, or says why it cannot."""
         outputs = []
         skipped = []
         for out in repo.index.outs:
             if not _has_data(out):
                 continue
-            reason = unstreamable(out)
+            reason = None
+            resolved = resolve_hash is not None and reads_source(out)
+            if resolved:
+                reason = resolve_hash(out)
+            reason = reason or unstreamable(out, resolved=resolved)
             if reason is not None:
                 if not os.path.lexists(out.fs_path):
                     skipped.append(reason)

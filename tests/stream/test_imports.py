@@ -57,6 +57,10 @@ def _gets_in(log: list[tuple[str, str]], bucket: str) -> list[str]:
     return [path for path in object_gets(log) if path.startswith(f"/{bucket}/")]
 
 
+def _lines_of(text: str, out: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if out in line]
+
+
 def _bucket(repo) -> str:
     return repo.remote_url.removeprefix("s3://").split("/", 1)[0]
 
@@ -119,6 +123,8 @@ def project(tmp_path_factory, moto_server, registry, versioned_registry):
     project.import_repo(registry_repo.root, "multi", "data/multi")
     project.import_repo(registry_repo.root, "docs", "data/docs")
     project.import_repo(registry_repo.root, "dataset/d2", "data/later", "--no-download")
+    project.import_repo(url, "dataset", "data/later-all", "--no-download")
+    project.import_repo(url, "model.bin", "data/later.bin", "--no-download")
     project.push()
     return project
 
@@ -163,12 +169,12 @@ def test_reading_an_imported_file_is_one_request(project, registry, proxy, tmp_p
 
 
 def test_stream_gives_what_pull_gives(project, tmp_path):
-    pulled = project.clone()
-    pulled.dvc("pull")
-    streamed = project.clone()
-    script = write_script(tmp_path, "walk.py", WALK)
     outs = ["data/imported", "data/by-url", "data/part", "data/multi", "data/docs"]
     outs += ["data/chained", "data/versioned"]
+    pulled = project.clone()
+    pulled.dvc("pull", "data/model.bin", *outs)  # NOTE: DVC cannot pull data/later-all
+    streamed = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
 
     proc = stream_python(streamed, script, "data/model.bin", *outs, options=())
 
@@ -264,23 +270,66 @@ def test_unreachable_source_is_said(project, tmp_path):
     assert not (clone.root / "data/imported").exists()
 
 
-def test_no_download_repo_import_is_said_and_left_alone(project, registry, tmp_path):
-    _, dataset, *_ = registry
+@pytest.mark.parametrize(
+    ("out", "prefix"), [("data/later", "d2/"), ("data/later-all", ""), ("data/later.bin", None)]
+)
+def test_no_download_repo_import_streams_from_the_source(
+    project, registry, proxy, tmp_path, out, prefix
+):
+    registry_repo, dataset, _, model = registry
+    pulled = project.clone()
+    # NOTE: DVC 3.67.1 fails to pull a --no-download import of a whole directory output
+    # (AssertionError in dvc_data's hash_file: the entry's hash is the .dir's): compared with
+    # the source's files instead
+    pulls = out != "data/later-all"
+    if pulls:
+        pulled.dvc("pull", out)
     clone = project.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, out)
+
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    if prefix is None:
+        assert last_json(proc) == {out: [len(model), md5(model)]}
+        assert (clone.root / out).read_bytes() == (pulled.root / out).read_bytes() == model
+        expected_gets = 1
+    else:
+        assert last_json(proc) == _expected(dataset.files, prefix)
+        files = {r[len(prefix) :]: d for r, d in dataset.files.items() if r.startswith(prefix)}
+        assert clone.tracked_files(out) == (pulled.tracked_files(out) if pulls else files)
+        expected_gets = len(_expected(dataset.files, prefix))
+    gets = _gets_in(proxy.request_log, _bucket(registry_repo))
+    assert len(gets) == len(set(gets)) == expected_gets
+    assert _gets_in(proxy.request_log, _bucket(project)) == []
+    assert "later" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
+    if pulls:
+        assert clone.dvc("status", out).stdout == pulled.dvc("status", out).stdout
+        # NOTE: DVC's own commands find the files where `dvc pull` leaves them
+        assert _lines_of(clone.dvc("data", "status").stdout, out) == _lines_of(
+            pulled.dvc("data", "status").stdout, out
+        )
+        assert clone.dvc("checkout", out).stdout == pulled.dvc("checkout", out).stdout
+
+
+def test_no_download_repo_import_with_its_source_gone_is_said(project, tmp_path):
+    clone = project.clone()
+    dvcfile = clone.root / "data/later.dvc"
+    text = dvcfile.read_text()
+    url = next(line for line in text.splitlines() if line.strip().startswith("url:"))
+    dvcfile.write_text(text.replace(url, url.split("url:")[0] + f"url: {tmp_path / 'gone'}"))
     script = write_script(tmp_path, "listdir.py", LISTDIR)
 
     proc = stream_python(clone, script, "data/later")
 
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
-    assert warnings == [
-        "WARNING: 'data/later' is not streamed: it was imported with --no-download, so no hash "
-        "of it is recorded yet; run `dvc pull data/later` instead"
-    ]
-    clone.dvc("pull", "data/later")
-    assert clone.tracked_files("data/later") == {
-        rel.removeprefix("d2/"): data for rel, data in dataset.files.items() if rel[:3] == "d2/"
-    }
+    warnings = [line for line in proc.stderr.splitlines() if "'data/later'" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("WARNING: "), proc.stderr
+    why = "'data/later' is not streamed: it is read from its source, which cannot be read"
+    assert why in warnings[0]
+    assert str(tmp_path / "gone") in warnings[0]
 
 
 # -- dvc import-url -------------------------------------------------------------------------------
@@ -324,10 +373,77 @@ def test_import_url_not_pushed_is_said(dvc_repo, url_source, tmp_path):
     assert "'data/url'" in warnings[0] and "neither in the cache nor on the remote" in warnings[0]
 
 
-@pytest.mark.parametrize("flag", ["--no-download", "--version-aware"])
-def test_import_url_read_from_its_url_is_said_and_left_alone(dvc_repo, url_source, tmp_path, flag):
+def _import_url_through(repo, proxy, url: str, out: str, *flags: str) -> None:
+    config = ("--fs-config", f"endpointurl={proxy.endpoint_url}")
+    repo._import("import-url", url, out, *config, *flags, out=out)
+
+
+URL_FLAGS = [("--no-download",), ("--version-aware",), ("--no-download", "--version-aware")]
+
+
+@pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
+def test_import_url_read_from_its_url_streams(
+    dvc_repo, url_source, moto_server, proxy, tmp_path, flags
+):
     bucket, files = url_source
-    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", flag)
+    _import_url_through(dvc_repo, proxy, f"s3://{bucket}/prefix", "data/later", *flags)
+    if "--version-aware" in flags:  # NOTE: the recorded versions are read, not the newest
+        for rel in files:
+            moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{rel}", Body=b"new")
+    pulled = dvc_repo.clone()
+    pulled.dvc("pull", "data/later")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, "data/later")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert last_json(proc) == _expected(files)
+    assert clone.tracked_files("data/later") == pulled.tracked_files("data/later") == files
+    gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/prefix/")]
+    assert len(gets) == len(set(gets)) == len(files), proxy.request_log
+    if "--version-aware" in flags:
+        assert all("versionId=" in p for p in gets), gets
+    assert "later" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
+    # NOTE: DVC's own commands find the files where `dvc pull` leaves them
+    assert clone.dvc("data", "status").stdout == pulled.dvc("data", "status").stdout
+    assert clone.dvc("checkout").stdout == pulled.dvc("checkout").stdout
+    assert clone.tracked_files("data/later") == files
+
+
+@pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
+def test_import_url_of_one_file_read_from_its_url_streams(
+    dvc_repo, moto_server, proxy, tmp_path, flags
+):
+    bucket = moto_server.new_bucket(versioned=True)
+    data = file_content(7, "one", 300)
+    moto_server.client().put_object(Bucket=bucket, Key="one.bin", Body=data)
+    _import_url_through(dvc_repo, proxy, f"s3://{bucket}/one.bin", "data/one.bin", *flags)
+    pulled = dvc_repo.clone()
+    pulled.dvc("pull", "data/one.bin")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+
+    proxy.reset_counters()
+    proc = stream_python(clone, script, "data/one.bin")
+
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    assert last_json(proc) == {"data/one.bin": [len(data), md5(data)]}
+    assert (clone.root / "data/one.bin").read_bytes() == (
+        pulled.root / "data/one.bin"
+    ).read_bytes()
+    gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/one.bin")]
+    assert len(gets) == 1, proxy.request_log
+
+
+def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server, tmp_path):
+    bucket, files = url_source
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", "--no-download")
+    changed = sorted(files)[0]
+    moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{changed}", Body=b"changed")
     clone = dvc_repo.clone()
     script = write_script(tmp_path, "listdir.py", LISTDIR)
 
@@ -335,14 +451,54 @@ def test_import_url_read_from_its_url_is_said_and_left_alone(dvc_repo, url_sourc
 
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
     warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
-    why = {
-        "--no-download": "it was imported with --no-download, so no hash of it is recorded yet",
-        "--version-aware": f"`dvc pull` reads it from 's3://{bucket}/prefix', which records no "
-        "md5 hashes to check its files against",
-    }[flag]
     assert warnings == [
-        f"WARNING: 'data/later' is not streamed: {why}; run `dvc pull data/later` instead"
+        f"WARNING: 'data/later' is not streamed: the files at 's3://{bucket}/prefix' changed "
+        "since they were imported; `dvc update data/later` records the new ones"
     ]
     assert not (clone.root / "data/later").exists()
-    clone.dvc("pull", "data/later")
-    assert clone.tracked_files("data/later") == files
+
+
+def test_import_url_file_changed_at_its_url_is_refused(dvc_repo, moto_server, tmp_path):
+    bucket = moto_server.new_bucket()  # NOTE: on a versioned bucket, the recorded version is read
+    client = moto_server.client()
+    client.put_object(Bucket=bucket, Key="one.bin", Body=file_content(7, "one", 300))
+    dvc_repo.import_url(f"s3://{bucket}/one.bin", "data/one.bin", "--no-download")
+    client.put_object(Bucket=bucket, Key="one.bin", Body=b"changed")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "read.py", READ)
+
+    proc = stream_python(clone, script, "data/one.bin", check=False)
+
+    assert proc.returncode != 0
+    assert f"changed at 's3://{bucket}/one.bin' since it was imported" in proc.stderr, proc.stderr
+    assert not (clone.root / "data/one.bin").exists()
+
+
+def test_import_url_with_etags_that_are_not_md5s_is_said(dvc_repo, moto_server, tmp_path):
+    bucket = moto_server.new_bucket(versioned=True)
+    client = moto_server.client()
+    part = file_content(1, "part", 5 * 2**20)
+    upload = client.create_multipart_upload(Bucket=bucket, Key="prefix/big.bin")
+    etag = client.upload_part(
+        Bucket=bucket, Key="prefix/big.bin", UploadId=upload["UploadId"], PartNumber=1, Body=part
+    )["ETag"]
+    client.complete_multipart_upload(
+        Bucket=bucket,
+        Key="prefix/big.bin",
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": etag, "PartNumber": 1}]},
+    )
+    dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", "--no-download", "--version-aware")
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+
+    proc = stream_python(clone, script, "data/later")
+
+    assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, proc.stderr
+    assert warnings[0].startswith(
+        "WARNING: 'data/later' is not streamed: DVC recorded no md5 of 'data/later/big.bin' and "
+        "its etag ("
+    ), warnings[0]
+    assert warnings[0].endswith("run `dvc pull data/later` instead")

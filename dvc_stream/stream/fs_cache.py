@@ -1,0 +1,59 @@
+"""DVC's cache of imported files by path (``.dvc/cache/fs/``): where ``dvc pull`` copies the files
+of an import it reads from its source without a recorded hash (``--no-download``, or
+``dvc import-url --version-aware``), and where DVC's own commands (``dvc checkout``,
+``dvc data status``) look for them. A streamed file of such an import is linked there too, so
+that those commands treat a streamed clone as a pulled one: without it, ``dvc checkout`` refuses
+to remove the files as unsaved.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from contextlib import suppress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from dvc.output import Output
+
+    from dvc_stream.workspace.manifest import TrackedFile
+
+logger = logging.getLogger(__name__)
+
+LINKS = ["reflink", "hardlink", "copy"]
+
+
+def path_of(out: Output) -> str:
+    """Where ``dvc pull`` copies the files of ``out`` (``_load_storage_from_import`` in
+    ``dvc/repo/index.py``)."""
+    from fsspec.utils import tokenize
+
+    dep = out.stage.deps[0]
+    if dep.meta and dep.meta.isdir:
+        meta_token = dep.hash_info.value
+    else:
+        meta_token = tokenize(dep.meta.to_dict())
+    cache = out.repo.cache.fs_cache
+    return cache.fs.join(cache.path, dep.fs.protocol, tokenize(dep.fs_path, meta_token))
+
+
+def link(tracked: TrackedFile, root: str) -> None:
+    """Link (or copy) the cached object of ``tracked`` to its place below ``root``."""
+    from dvc_objects.fs import generic
+    from dvc_objects.fs.local import localfs
+
+    relpath = tracked.path[len(tracked.output.path) + 1 :]
+    dest = os.path.join(root, relpath) if relpath else root
+    if os.path.exists(dest):
+        return
+    cache = tracked.output.out.cache
+    tmp = f"{dest}.{os.getpid()}.{threading.get_ident()}.dvc-stream-tmp"
+    try:
+        os.makedirs(os.path.dirname(dest), exist_ok=True)
+        generic.transfer(cache.fs, cache.oid_to_path(tracked.oid), localfs, tmp, links=LINKS)
+        os.replace(tmp, dest)
+    except OSError as exc:
+        logger.debug("could not link '%s' into %s: %s", tracked.path, dest, exc)
+        with suppress(FileNotFoundError):
+            os.unlink(tmp)
