@@ -381,6 +381,20 @@ def _import_url_through(repo, proxy, url: str, out: str, *flags: str) -> None:
 URL_FLAGS = [("--no-download",), ("--version-aware",), ("--no-download", "--version-aware")]
 
 
+def _pulled_and_streamed(dvc_repo, proxy, tmp_path, out: str):
+    """A clone that pulled ``out``, and a fresh one where a program read all of it under
+    ``dvc stream`` (no warning), counting requests from the read on."""
+    pulled = dvc_repo.clone()
+    pulled.dvc("pull", out)
+    clone = dvc_repo.clone()
+    script = write_script(tmp_path, "walk.py", WALK)
+    proxy.reset_counters()
+    proc = stream_python(clone, script, out)
+    assert proc.returncode == 0, proc.stderr
+    assert "WARNING" not in proc.stderr, proc.stderr
+    return pulled, clone, proc
+
+
 @pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
 def test_import_url_read_from_its_url_streams(
     dvc_repo, url_source, moto_server, proxy, tmp_path, flags
@@ -390,16 +404,7 @@ def test_import_url_read_from_its_url_streams(
     if "--version-aware" in flags:  # NOTE: the recorded versions are read, not the newest
         for rel in files:
             moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{rel}", Body=b"new")
-    pulled = dvc_repo.clone()
-    pulled.dvc("pull", "data/later")
-    clone = dvc_repo.clone()
-    script = write_script(tmp_path, "walk.py", WALK)
-
-    proxy.reset_counters()
-    proc = stream_python(clone, script, "data/later")
-
-    assert proc.returncode == 0, proc.stderr
-    assert "WARNING" not in proc.stderr, proc.stderr
+    pulled, clone, proc = _pulled_and_streamed(dvc_repo, proxy, tmp_path, "data/later")
     assert last_json(proc) == _expected(files)
     assert clone.tracked_files("data/later") == pulled.tracked_files("data/later") == files
     gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/prefix/")]
@@ -421,16 +426,7 @@ def test_import_url_of_one_file_read_from_its_url_streams(
     data = file_content(7, "one", 300)
     moto_server.client().put_object(Bucket=bucket, Key="one.bin", Body=data)
     _import_url_through(dvc_repo, proxy, f"s3://{bucket}/one.bin", "data/one.bin", *flags)
-    pulled = dvc_repo.clone()
-    pulled.dvc("pull", "data/one.bin")
-    clone = dvc_repo.clone()
-    script = write_script(tmp_path, "walk.py", WALK)
-
-    proxy.reset_counters()
-    proc = stream_python(clone, script, "data/one.bin")
-
-    assert proc.returncode == 0, proc.stderr
-    assert "WARNING" not in proc.stderr, proc.stderr
+    pulled, clone, proc = _pulled_and_streamed(dvc_repo, proxy, tmp_path, "data/one.bin")
     assert last_json(proc) == {"data/one.bin": [len(data), md5(data)]}
     assert (clone.root / "data/one.bin").read_bytes() == (
         pulled.root / "data/one.bin"

@@ -99,7 +99,10 @@ class Clone:
 @pytest.fixture
 def clone(versions, tmp_path, monkeypatch) -> Clone:
     """A fresh clone of the origin on ``main``, nothing pulled."""
-    origin, main, v2 = versions
+    return _fresh_clone(*versions, tmp_path, monkeypatch)
+
+
+def _fresh_clone(origin, main, v2, tmp_path, monkeypatch) -> Clone:
     repo = origin.clone(tmp_path / "clone")
     for name, value in repo.env.items():
         monkeypatch.setenv(name, value)
@@ -321,11 +324,7 @@ def kinds(tmp_path_factory, moto_server):
 
 @pytest.fixture
 def kinds_clone(kinds, tmp_path, monkeypatch) -> Clone:
-    origin, main, v2 = kinds
-    repo = origin.clone(tmp_path / "clone")
-    for name, value in repo.env.items():
-        monkeypatch.setenv(name, value)
-    return Clone(repo, main, v2, write_script(tmp_path, "read.py", READ))
+    return _fresh_clone(*kinds, tmp_path, monkeypatch)
 
 
 def test_an_output_that_changes_kind_reads_the_checked_out_one(kinds_clone):
