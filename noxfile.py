@@ -101,11 +101,11 @@ def integration(session: nox.Session) -> None:
 
 @nox.session
 def reliability(session: nox.Session) -> None:
-    """The long reliability runs: the full soak, the repeated fault matrix and the long
-    stateful run of the partial workspace (the rest of these files is in the default run)."""
+    """The long and heavy reliability runs: the full soak, the repeated fault matrix, the
+    stateful runs of the partial workspace, concurrent first runs (the rest of these files is in
+    the default run; CI runs the heavy ones too)."""
     session.install("-e", ".[tests]")
-    paths = ["tests/reliability", "tests/workspace/test_stateful.py"]
-    session.run("pytest", *paths, "-m", "long", "-s", *session.posargs)
+    session.run("pytest", "-m", "long or heavy", "-s", *session.posargs)
 
 
 @nox.session

@@ -485,7 +485,7 @@ def _append_counting(repo, proxy, path: str, sources: Path) -> int:
     return proxy.requests
 
 
-@pytest.mark.slow
+@pytest.mark.heavy
 def test_request_count_does_not_grow_with_the_dataset(dvc_repo, latency_proxy, tmp_path):
     dvc_repo.make_dataset("data/small", nfiles=200, size=16, depth=2, fanout=4, seed=1)
     dvc_repo.make_dataset("data/big", nfiles=2000, size=16, depth=2, fanout=4, seed=2)

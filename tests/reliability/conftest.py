@@ -55,14 +55,22 @@ with ThreadPoolExecutor(8) as pool:
 """
 
 
+SELECTED_ONLY = {
+    "long": "a long run: `nox -s reliability` or `pytest -m long`",
+    "heavy": "tens of seconds: `nox -s reliability` or `pytest -m heavy` (CI runs them)",
+}
+
+
 def pytest_collection_modifyitems(config, items) -> None:
-    """Skip the ``long`` tests unless the marker expression asks for them."""
-    if "long" in (config.getoption("markexpr") or ""):
-        return
-    skip = pytest.mark.skip(reason="a long run: `nox -s reliability` or `pytest -m long`")
-    for item in items:
-        if item.get_closest_marker("long") is not None:
-            item.add_marker(skip)
+    """Skip the ``long`` and ``heavy`` tests unless the marker expression asks for them."""
+    asked = config.getoption("markexpr") or ""
+    for name, reason in SELECTED_ONLY.items():
+        if name in asked:
+            continue
+        skip = pytest.mark.skip(reason=reason)
+        for item in items:
+            if item.get_closest_marker(name) is not None:
+                item.add_marker(skip)
 
 
 def group_members(pgid: int) -> list[int]:

@@ -135,6 +135,7 @@ def _assert_whole(repo, dataset) -> None:
 # -- defect: two runs started together read empty files ---------------------------------------
 
 
+@pytest.mark.heavy
 def test_two_runs_reading_everything_read_whole_files(dvc_repo, tmp_path):
     _local_remote(dvc_repo, tmp_path / "remote")
     dataset = dvc_repo.make_dataset("data/raw", nfiles=3000, size=SIZE, depth=1)
@@ -195,6 +196,7 @@ def _stream_opens_remote(repo) -> None:
     get_remote(repo, None, "stream")
 
 
+@pytest.mark.heavy
 def test_runs_opening_the_remote_together_on_a_new_site_cache_all_get_it(dvc_repo, tmp_path):
     """Defect: a second run started with the first failed "database is locked" (DVC's data
     index, set up by whichever process opens a remote first, refuses the others at once)."""

@@ -81,6 +81,7 @@ def run_with_faults(repo, dataset, proxy, tmp_path, transient, fatal) -> dict[st
     return {name: times - fault.times for name, times, fault in faults}
 
 
+@pytest.mark.heavy
 def test_transient_faults_are_retried_fatal_ones_are_oserrors(faulty, latency_proxy, tmp_path):
     repo, dataset = faulty
     fired = run_with_faults(repo, dataset, latency_proxy, tmp_path, TRANSIENT, FATAL_QUICK)
@@ -109,6 +110,7 @@ def test_fault_matrix_repeated(faulty, latency_proxy, tmp_path):
     print("faults fired:", json.dumps(totals))
 
 
+@pytest.mark.heavy
 def test_a_remote_that_stops_sending_fails_in_bounded_time(dvc_repo, latency_proxy, tmp_path):
     # NOTE: the remote's own read timeout stays at its 60 s default: only the stall watchdog
     # (2 s here, 30 s by default) ends each attempt, and the fetcher's three attempts end the wait.

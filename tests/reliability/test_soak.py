@@ -164,6 +164,7 @@ def soak(repo, proxy, tmp_path, nfiles: int, seconds: float) -> dict:
     }
 
 
+@pytest.mark.heavy
 def test_soak_short(dvc_repo, latency_proxy, tmp_path):
     latency_proxy.rtt_ms = 20
     print(json.dumps(soak(dvc_repo, latency_proxy, tmp_path, nfiles=300, seconds=12)))

@@ -423,7 +423,7 @@ def _run(template, scratch: Path, **limits) -> None:
 # NOTE: the default run draws the same sequences every time (derandomized), so that the suite
 # gives one answer per commit; the long run below draws new ones each time, and a failing run
 # shrinks its sequence, a dvc subprocess per step: minutes.
-@pytest.mark.slow
+@pytest.mark.heavy
 @pytest.mark.timeout(900)
 def test_partial_workspace_through_random_steps(template, tmp_path):
     _run(template, tmp_path, max_examples=2, stateful_step_count=8, derandomize=True)
