@@ -14,6 +14,8 @@ import threading
 from contextlib import suppress
 from typing import TYPE_CHECKING
 
+from dvc_stream.workspace.placement import copy_object
+
 if TYPE_CHECKING:
     from dvc.output import Output
 
@@ -40,18 +42,14 @@ def path_of(out: Output) -> str:
 
 def link(tracked: TrackedFile, root: str) -> None:
     """Link (or copy) the cached object of ``tracked`` to its place below ``root``."""
-    from dvc_objects.fs import generic
-    from dvc_objects.fs.local import localfs
-
     relpath = tracked.path[len(tracked.output.path) + 1 :]
     dest = os.path.join(root, relpath) if relpath else root
     if os.path.exists(dest):
         return
-    cache = tracked.output.out.cache
     tmp = f"{dest}.{os.getpid()}.{threading.get_ident()}.dvc-stream-tmp"
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        generic.transfer(cache.fs, cache.oid_to_path(tracked.oid), localfs, tmp, links=LINKS)
+        copy_object(tracked, tmp, LINKS)
         os.replace(tmp, dest)
     except OSError as exc:
         logger.debug("could not link '%s' into %s: %s", tracked.path, dest, exc)

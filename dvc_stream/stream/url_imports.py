@@ -32,7 +32,7 @@ from dvc_stream.stream.sources import PathStore, Source
 from dvc_stream.workspace.trees import entries_of_tree
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from dvc.dependency import Dependency
     from dvc.output import Output
@@ -80,12 +80,8 @@ def _check_unchanged(dep: Dependency, files: list[tuple[str, Meta]], where: str)
     """The files listed at the URL must be the ones imported: ``--no-download`` records the
     hash of their tree of etags (the dependency's hash, ``etag`` entries in its ``.dir``)."""
     from dvc_data.hashfile.hash_info import HashInfo
-    from dvc_data.hashfile.tree import Tree
 
-    tree = Tree()
-    for relpath, meta in files:
-        tree.add(tuple(relpath.split("/")), meta, HashInfo("etag", meta.etag))
-    tree.digest()
+    tree = _tree_of(files, lambda _relpath, meta: HashInfo("etag", meta.etag))
     if tree.hash_info.value != dep.hash_info.value:
         raise ManifestError(
             f"'{where}' is not streamed: the files at '{dep.def_path}' changed since they were "
@@ -96,14 +92,21 @@ def _check_unchanged(dep: Dependency, files: list[tuple[str, Meta]], where: str)
 
 def _tree(files: list[tuple[str, Meta]], where: str) -> tuple[Meta, Tree]:
     from dvc_data.hashfile.meta import Meta
+
+    tree = _tree_of(files, lambda relpath, meta: _etag_hash(meta, f"{where}/{relpath}", where))
+    size = sum(meta.size or 0 for _, meta in files)
+    return Meta(isdir=True, nfiles=len(files), size=size), tree
+
+
+def _tree_of(files: list[tuple[str, Meta]], hash_of: Callable[[str, Meta], HashInfo]) -> Tree:
+    """The digested tree of ``files``, each entry's hash given by ``hash_of(relpath, meta)``."""
     from dvc_data.hashfile.tree import Tree
 
     tree = Tree()
     for relpath, meta in files:
-        tree.add(tuple(relpath.split("/")), meta, _etag_hash(meta, f"{where}/{relpath}", where))
+        tree.add(tuple(relpath.split("/")), meta, hash_of(relpath, meta))
     tree.digest()
-    size = sum(meta.size or 0 for _, meta in files)
-    return Meta(isdir=True, nfiles=len(files), size=size), tree
+    return tree
 
 
 def _files(dep: Dependency) -> Iterator[tuple[str, Meta]]:

@@ -76,7 +76,7 @@ class Placer:
             tmp = scratch.new_name(self._staging)
         links = self._links_for(cache, tracked.output.path)
         try:
-            _copy_object(tracked, tmp, links)
+            copy_object(tracked, tmp, links)
             self._claim(tracked.output)
             os.link(tmp, dest, follow_symlinks=False)
             info = localfs.info(tmp)  # NOTE: `tmp` is `dest`'s inode, and ours alone
@@ -146,7 +146,7 @@ class Placer:
             self._state.save_many(batch, localfs)
 
 
-def _copy_object(tracked: TrackedFile, tmp: str, links: list[str]) -> None:
+def copy_object(tracked: TrackedFile, tmp: str, links: list[str]) -> None:
     """Link or copy the whole cache object of ``tracked`` to ``tmp``."""
     from dvc_objects.fs import generic
     from dvc_objects.fs.local import localfs
