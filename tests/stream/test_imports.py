@@ -253,13 +253,9 @@ def test_imported_file(project, registry, tmp_path):
 
 def test_unreachable_source_is_said(project, tmp_path):
     clone = project.clone()
-    dvcfile = clone.root / "data/imported.dvc"
-    text = dvcfile.read_text()
-    url = next(line for line in text.splitlines() if line.strip().startswith("url:"))
-    dvcfile.write_text(text.replace(url, url.split("url:")[0] + f"url: {tmp_path / 'gone'}"))
-    script = write_script(tmp_path, "listdir.py", LISTDIR)
+    _point_at_a_gone_source(clone, "data/imported", tmp_path)
 
-    proc = stream_python(clone, script, "data/imported")
+    proc, _ = _list_in_stream(clone, tmp_path, "data/imported")
 
     assert proc.stdout.startswith("OSError: "), proc.stdout
     assert "data/imported" in proc.stdout
@@ -268,6 +264,21 @@ def test_unreachable_source_is_said(project, tmp_path):
     assert "cannot read the source of 'data/imported'" in warnings[0]
     assert str(tmp_path / "gone") in warnings[0]  # what DVC could not open
     assert not (clone.root / "data/imported").exists()
+
+
+def _list_in_stream(clone, tmp_path, out: str):
+    """A program lists ``out`` in ``clone`` under ``dvc stream``: (its run, the WARNING lines)."""
+    script = write_script(tmp_path, "listdir.py", LISTDIR)
+    proc = stream_python(clone, script, out)
+    return proc, [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+
+
+def _point_at_a_gone_source(clone, out: str, tmp_path) -> None:
+    """Make the import ``out`` of ``clone`` name a source repository that does not exist."""
+    dvcfile = clone.root / f"{out}.dvc"
+    text = dvcfile.read_text()
+    url = next(line for line in text.splitlines() if line.strip().startswith("url:"))
+    dvcfile.write_text(text.replace(url, url.split("url:")[0] + f"url: {tmp_path / 'gone'}"))
 
 
 @pytest.mark.parametrize(
@@ -316,13 +327,9 @@ def test_no_download_repo_import_streams_from_the_source(
 
 def test_no_download_repo_import_with_its_source_gone_is_said(project, tmp_path):
     clone = project.clone()
-    dvcfile = clone.root / "data/later.dvc"
-    text = dvcfile.read_text()
-    url = next(line for line in text.splitlines() if line.strip().startswith("url:"))
-    dvcfile.write_text(text.replace(url, url.split("url:")[0] + f"url: {tmp_path / 'gone'}"))
-    script = write_script(tmp_path, "listdir.py", LISTDIR)
+    _point_at_a_gone_source(clone, "data/later", tmp_path)
 
-    proc = stream_python(clone, script, "data/later")
+    proc, _ = _list_in_stream(clone, tmp_path, "data/later")
 
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
     warnings = [line for line in proc.stderr.splitlines() if "'data/later'" in line]
@@ -363,12 +370,10 @@ def test_import_url_not_pushed_is_said(dvc_repo, url_source, tmp_path):
     bucket, _ = url_source
     dvc_repo.import_url(f"s3://{bucket}/prefix", "data/url")
     clone = dvc_repo.clone()
-    script = write_script(tmp_path, "listdir.py", LISTDIR)
 
-    proc = stream_python(clone, script, "data/url")
+    proc, warnings = _list_in_stream(clone, tmp_path, "data/url")
 
     assert proc.stdout.startswith("OSError: "), proc.stdout
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
     assert len(warnings) == 1, proc.stderr
     assert "'data/url'" in warnings[0] and "neither in the cache nor on the remote" in warnings[0]
 
@@ -441,12 +446,10 @@ def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server
     changed = sorted(files)[0]
     moto_server.client().put_object(Bucket=bucket, Key=f"prefix/{changed}", Body=b"changed")
     clone = dvc_repo.clone()
-    script = write_script(tmp_path, "listdir.py", LISTDIR)
 
-    proc = stream_python(clone, script, "data/later")
+    proc, warnings = _list_in_stream(clone, tmp_path, "data/later")
 
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
     assert warnings == [
         f"WARNING: 'data/later' is not streamed: the files at 's3://{bucket}/prefix' changed "
         "since they were imported; `dvc update data/later` records the new ones"
@@ -486,12 +489,10 @@ def test_import_url_with_etags_that_are_not_md5s_is_said(dvc_repo, moto_server, 
     )
     dvc_repo.import_url(f"s3://{bucket}/prefix", "data/later", "--no-download", "--version-aware")
     clone = dvc_repo.clone()
-    script = write_script(tmp_path, "listdir.py", LISTDIR)
 
-    proc = stream_python(clone, script, "data/later")
+    proc, warnings = _list_in_stream(clone, tmp_path, "data/later")
 
     assert proc.stdout.startswith("FileNotFoundError"), proc.stdout
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
     assert len(warnings) == 1, proc.stderr
     assert warnings[0].startswith(
         "WARNING: 'data/later' is not streamed: DVC recorded no md5 of 'data/later/big.bin' and "
