@@ -46,17 +46,3 @@ class PartialWorkspaceError(DvcStreamError):
             f"'{path}' is only partly in the workspace: run it under `dvc stream`, "
             "or `dvc pull` it first"
         )
-
-
-class NotStreamedHereError(DvcStreamError):
-    """A stage of an experiment's copy of the workspace needs data that ``dvc stream`` serves
-    in the workspace only."""
-
-    def __init__(self, path: str, root: str):
-        self.path = path
-        self.root = root
-        super().__init__(
-            f"'{path}' is not in this copy of the workspace: `dvc stream` serves '{root}', not "
-            "the copies of `dvc exp run --temp` and queued experiments; run `dvc stream dvc exp "
-            f"run` without them, or `dvc pull {path}` first"
-        )

@@ -75,7 +75,7 @@ def run_streaming(
         prefetch_budget=prefetch_budget,
     )
     try:
-        with _serving(broker) as address, _mounted(broker, mount, mount_targets):
+        with serving(broker) as address, _mounted(broker, mount, mount_targets):
             returncode = _run_child(command, child_env(address, repo.root_dir))
     finally:
         broker.close()
@@ -89,7 +89,8 @@ def run_streaming(
 
 
 @contextmanager
-def _serving(broker: Broker) -> Iterator[str]:
+def serving(broker: Broker) -> Iterator[str]:
+    """The broker's socket address, for the block."""
     from dvc_stream.stream.server import BrokerServer
 
     server = BrokerServer(broker).start()

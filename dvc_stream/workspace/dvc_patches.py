@@ -11,7 +11,8 @@ alike):
   reproduction loop: a data source that is partial is not missing; a stage command never runs
   over a partial dependency outside ``dvc stream`` (``dvc repro`` refuses before its first stage,
   so nothing upstream is recommitted either), and under it the outputs the command makes are
-  recorded as usual.
+  recorded as usual. An experiment's copy reproduced under ``dvc stream`` is served by a broker
+  of its own for the loop (``stream/nested.py``).
 - ``build_data_index``, ``checkout`` and dvc-data's checkout ``apply``: the workspace index of
   ``dvc data status``, ``dvc diff`` and ``dvc checkout`` (``workspace_index.py``).
 - ``lock_repo`` (every locked ``Repo`` operation) and ``build_data_index``: in a process with
@@ -28,7 +29,7 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dvc_stream.errors import NotStreamedHereError, PartialWorkspaceError
+from dvc_stream.errors import PartialWorkspaceError
 from dvc_stream.workspace import entry_sizes, partial, view, workspace_index
 from dvc_stream.workspace.unhooked import unhooked
 
@@ -132,8 +133,6 @@ def _view(item: Output) -> view.View | None:
 def _check_missing_outputs(original: Callable) -> Callable:
     def check_missing_outputs(stage: Stage) -> None:
         absent = [out for out in stage.outs if not out.exists]
-        if absent and (root := partial.streamed_root(stage.repo)) is not None:
-            raise NotStreamedHereError(str(absent[0]), root)
         if not any(partial.find(out) is not None for out in absent):
             return original(stage)
         from dvc.stage.exceptions import MissingDataSource
@@ -181,13 +180,16 @@ def _partial_dep(stage: Stage) -> str | None:
 
 def _reproduce(original: Callable) -> Callable:
     def _reproduce(stages: list[Stage], *args, **kwargs):
-        # NOTE: refuse before the first stage runs: a data source upstream of the refused stage
-        # would otherwise be recommitted first (with an edit or another version's file in it).
-        if stages and not partial.streaming(stages[0].repo) and not kwargs.get("dry"):
-            for stage in stages:
-                if _would_run_over_partial(stage, kwargs.get("force", False)):
-                    _refuse_reproducing(stage)
-        return original(stages, *args, **kwargs)
+        from dvc_stream.stream import nested
+
+        with nested.serving(stages[0].repo if stages else None):
+            # NOTE: refuse before the first stage runs: a data source upstream of the refused
+            # stage would otherwise be recommitted first (with an edit or another version's file).
+            if stages and not partial.streaming(stages[0].repo) and not kwargs.get("dry"):
+                for stage in stages:
+                    if _would_run_over_partial(stage, kwargs.get("force", False)):
+                        _refuse_reproducing(stage)
+            return original(stages, *args, **kwargs)
 
     return _reproduce
 

@@ -4,10 +4,11 @@ An output is partial when dvc-stream placed files into it (it is in the record, 
 or, inside ``dvc stream`` (the broker's socket is in the environment), when it is any tracked
 output with a cache of the repository the broker serves: there, absent files are fetched on
 first use, so none is missing. An experiment's copy of the workspace (``dvc exp run --temp``, a
-queued run) is another repository, which the broker does not serve. A partial
-output's absent entries are "not fetched yet", never "deleted". A stage dependency on a path of a
-partial output is partial too, with that output's tracked tree as its version. Outputs of a
-stage that is running its command are recorded as usual: the command made them.
+queued run) is another repository, which that broker does not serve: it gets a broker of its own
+while it reproduces (``stream/nested.py``). A partial output's absent entries are "not fetched
+yet", never "deleted". A stage dependency on a path of a partial output is partial too, with that
+output's tracked tree as its version. Outputs of a stage that is running its command are recorded
+as usual: the command made them.
 """
 
 from __future__ import annotations

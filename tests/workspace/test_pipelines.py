@@ -3,6 +3,7 @@ it is, and under ``dvc stream`` they run with the hooks (the issue's defects 1 a
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -185,18 +186,59 @@ def _dep_md5(lock: str) -> str:
     return dep["md5"]
 
 
-def test_stream_exp_run_in_a_temporary_copy_is_refused_with_the_way_out(clone):
-    """`dvc exp run --temp` runs in a copy of the workspace that the broker does not serve: its
-    stage would find nothing there. It fails with one line that names the way out, and the
-    workspace is unchanged."""
-    _edit_count(clone)
+def _mark_count(repo, mark: str) -> None:
+    """``count.py`` also writes ``mark``: its output tells which run made it."""
+    path = repo.root / "count.py"
+    path.write_text(path.read_text() + f"open('count.txt', 'a').write('{mark}\\n')\n")
+
+
+def _experiment_counts(repo) -> list[str]:
+    """``count.txt`` of each experiment recorded (git-tracked: in the experiment's commit), not
+    of DVC's own refs (the queue's stash, the executors')."""
+    refs = repo.git("for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+    ours = [ref for ref in refs if ref.split("/")[2] not in ("celery", "exec", "stash")]
+    return sorted(repo.git("show", f"{ref}:count.txt").stdout for ref in ours)
+
+
+def test_stream_exp_run_in_a_temporary_copy_streams_its_stages(clone, origin):
+    """`dvc exp run --temp` reproduces in a copy of the workspace (`.dvc/tmp/exps/tmp/...`): a
+    broker of its own serves the copy, so the stage lists and reads the data there; the
+    workspace itself is not touched."""
+    _mark_count(clone, "temp")
     before = _snapshot(clone)
     proc = stream(clone, sys.executable, "-m", "dvc", "exp", "run", "--temp", check=False)
-    assert proc.returncode != 0
-    assert (
-        f"'data/raw' is not in this copy of the workspace: `dvc stream` serves '{clone.root}', "
-        "not the copies of `dvc exp run --temp` and queued experiments; run `dvc stream dvc exp "
-        "run` without them, or `dvc pull data/raw` first"
-    ) in proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert _experiment_counts(clone) == [origin.expected_count() + "temp\n"]
+    assert "dvc stream: fetched 1 files" in proc.stdout + proc.stderr  # the copy's summary
     assert _snapshot(clone) == before
-    assert clone.git("for-each-ref", "refs/exps").stdout == ""  # no experiment recorded
+    assert _present(clone) == []
+
+
+@pytest.mark.heavy
+def test_stream_queued_experiments_each_stream_in_their_copy(clone, origin, tmp_path):
+    """Two queued experiments, run by DVC's queue workers under `dvc stream --run-all -j 2`: each
+    copy gets its own broker and both stages read the data (before: the first was refused)."""
+    for mark in ("first", "second"):
+        _mark_count(clone, mark)
+        clone.dvc("exp", "run", "--queue", "-q")
+    # NOTE: DVC starts its queue workers as `dvc`, found on PATH; they outlive the run and keep
+    # its standard streams open, so the output goes to a file, not to a pipe.
+    env = {**clone.env, "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.defpath])}
+    log = tmp_path / "run-all.log"
+    dvc = [sys.executable, "-m", "dvc"]
+    try:
+        with log.open("w") as out:
+            proc = subprocess.run(
+                [*dvc, "stream", "--", *dvc, "exp", "run", "--run-all", "-j", "2"],
+                cwd=clone.root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+    finally:
+        clone.dvc("queue", "stop", "--kill", check=False, env=env)
+    assert proc.returncode == 0, log.read_text()
+    count = origin.expected_count()
+    assert _experiment_counts(clone) == [f"{count}first\n", f"{count}first\nsecond\n"]
