@@ -37,6 +37,8 @@ C_READERS = ("tensorflow", "cv2", "h5py")
 ENV_SOCKET = "DVC_STREAM_SOCKET"
 ENV_ROOT = "DVC_STREAM_ROOT"  # the root of the repository the broker serves
 ENV_HOOKS_DIR = "DVC_STREAM_HOOKS"
+# the broker's options given to `dvc stream` (JSON), for a broker of an experiment's copy
+ENV_OPTIONS = "DVC_STREAM_OPTIONS"
 
 
 class ProtocolError(Exception):

@@ -5,10 +5,11 @@
 may run ``dvc repro`` in a second project. The broker of the running ``dvc stream`` serves its own
 repository only (``DVC_STREAM_ROOT``): the copy's data sources would be missing and its stages
 would read nothing. So while such a repository reproduces, a second broker serves it from the
-process that reproduces it (the experiment's executor, a queue worker), and its stage commands
-get that broker in their environment, as ``dvc stream`` gives its command the first one. Files
-are fetched into the shared cache and placed in the copy, with the same checks; the summary line
-says what was fetched for it.
+process that reproduces it (the experiment's executor, a queue worker), with the options given to
+``dvc stream`` (``-r``, ``-j``, ``--prefetch``...), and its stage commands get that broker in
+their environment, as ``dvc stream`` gives its command the first one. Files are fetched into the
+shared cache and placed in the copy, with the same checks; the summary line says what was fetched
+for it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def serving(repo: Repo | None) -> Iterator[None]:
     from dvc_stream.workspace.unhooked import unhooked
 
     logger.debug("dvc stream: serving '%s' for its reproduction", repo.root_dir)
-    broker = Broker(repo, thread_context=unhooked)
+    broker = Broker(repo, thread_context=unhooked, **partial.stream_options())
     try:
         with run.serving(broker) as address, _environment(run.child_env(address, repo.root_dir)):
             yield

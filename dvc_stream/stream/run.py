@@ -6,6 +6,7 @@ without it, as ``dvc status`` does, so the command may itself run ``dvc``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -31,14 +32,23 @@ FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUS
 COMMAND_NOT_FOUND = 127
 
 
-def child_env(address: str, root: str, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that installs the hooks in every Python process of the command."""
+def child_env(
+    address: str,
+    root: str,
+    base: dict[str, str] | None = None,
+    options: dict[str, Any] | None = None,
+) -> dict[str, str]:
+    """The environment that installs the hooks in every Python process of the command; with the
+    broker's ``options`` that were given, for the broker of an experiment's copy (``nested``)."""
     env = dict(os.environ if base is None else base)
-    from dvc_stream.hooks.protocol import ENV_HOOKS_DIR, ENV_ROOT, ENV_SOCKET
+    from dvc_stream.hooks.protocol import ENV_HOOKS_DIR, ENV_OPTIONS, ENV_ROOT, ENV_SOCKET
 
     env[ENV_SOCKET] = address
     env[ENV_ROOT] = os.path.abspath(root)
     env[ENV_HOOKS_DIR] = HOOKS_DIR
+    given = {name: value for name, value in (options or {}).items() if value is not None}
+    if given:
+        env[ENV_OPTIONS] = json.dumps(given)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (SITE_DIR, env.get("PYTHONPATH")) if p)
     return env
 
@@ -67,16 +77,17 @@ def run_streaming(
         raise DvcStreamError(f"invalid number of jobs: {jobs}")
     from dvc_stream.stream.broker import Broker
 
-    broker = Broker(
-        repo,
-        remote=remote,
-        jobs=jobs,
-        prefetch=prefetch,
-        prefetch_budget=prefetch_budget,
-    )
+    options = {
+        "remote": remote,
+        "jobs": jobs,
+        "prefetch": prefetch,
+        "prefetch_budget": prefetch_budget,
+    }
+    broker = Broker(repo, **options)
     try:
         with serving(broker) as address, _mounted(broker, mount, mount_targets):
-            returncode = _run_child(command, child_env(address, repo.root_dir))
+            env = child_env(address, repo.root_dir, options=options)
+            returncode = _run_child(command, env)
     finally:
         broker.close()
     hints = [p.hint() for p in broker.incomplete]

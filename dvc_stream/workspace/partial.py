@@ -14,12 +14,13 @@ as usual: the command made them.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from dvc_stream.hooks.protocol import ENV_ROOT, ENV_SOCKET
+from dvc_stream.hooks.protocol import ENV_OPTIONS, ENV_ROOT, ENV_SOCKET
 from dvc_stream.workspace import record
 
 if TYPE_CHECKING:
@@ -51,6 +52,11 @@ def streamed_root(repo: Repo) -> str | None:
     if root is None or os.path.realpath(root) == os.path.realpath(repo.root_dir):
         return None
     return root
+
+
+def stream_options() -> dict[str, Any]:
+    """The broker options given to the running ``dvc stream`` (``remote``, ``jobs``...)."""
+    return json.loads(os.environ.get(ENV_OPTIONS) or "{}")
 
 
 def find(item: Output) -> Partial | None:

@@ -131,13 +131,16 @@ def tracked_tree(out: Output) -> Tree | None:
     """The tracked ``.dir`` tree of ``out`` (cached on it, as DVC does); None if unreadable."""
     from dvc_data.hashfile.tree import Tree
 
+    from dvc_stream.workspace.partial import stream_options
+
     obj = out.obj
     if isinstance(obj, Tree) and obj.hash_info and obj.hash_info.value == out.hash_info.value:
         return obj
     # NOTE: `get_dir_cache` returns whatever `out.obj` holds; a built tree must not pass for it.
     out.obj = None
     try:
-        tree = out.get_dir_cache()
+        # NOTE: from the remote `dvc stream -r` names, as its broker does.
+        tree = out.get_dir_cache(remote=stream_options().get("remote"))
     except Exception as exc:  # an unreadable tree leaves DVC's own behaviour
         logger.debug("could not load the tree of '%s': %s", out, exc)
         tree = None

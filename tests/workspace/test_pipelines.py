@@ -12,6 +12,7 @@ import pytest
 from .conftest import read_in_stream, stream
 
 FIRST = "data/raw/d0/f00000.bin"
+DVC = (sys.executable, "-m", "dvc")
 REFUSAL = (
     "'data/raw' is only partly in the workspace: run it under `dvc stream`, or `dvc pull` it first"
 )
@@ -212,6 +213,32 @@ def test_stream_exp_run_in_a_temporary_copy_streams_its_stages(clone, origin):
     assert "dvc stream: fetched 1 files" in proc.stdout + proc.stderr  # the copy's summary
     assert _snapshot(clone) == before
     assert _present(clone) == []
+
+
+def _default_remote_elsewhere(repo) -> tuple[str, ...]:
+    """Make the default remote one without the data; the options of `dvc stream -r` that has."""
+    endpoint = repo.dvc("config", f"remote.{repo.remote_name}.endpointurl").stdout.strip()
+    repo.dvc("remote", "add", "-d", "elsewhere", "s3://no-such-bucket/store")
+    repo.dvc("remote", "modify", "elsewhere", "endpointurl", endpoint)
+    return ("--prefetch", "none", "-r", repo.remote_name)
+
+
+def test_stream_repro_reads_from_the_remote_given(clone, origin):
+    """`dvc stream -r`: DVC's own read of the data source's tree goes there too."""
+    _edit_count(clone)
+    options = _default_remote_elsewhere(clone)
+    proc = stream(clone, *DVC, "repro", options=options, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert (clone.root / "count.txt").read_text() == origin.expected_count()
+
+
+def test_stream_exp_run_in_a_temporary_copy_reads_from_the_remote_given(clone, origin):
+    """`dvc stream -r` names the remote of the copy's broker too, not the copy's default."""
+    _mark_count(clone, "temp")
+    options = _default_remote_elsewhere(clone)
+    proc = stream(clone, *DVC, "exp", "run", "--temp", options=options, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert _experiment_counts(clone) == [origin.expected_count() + "temp\n"]
 
 
 @pytest.mark.heavy
