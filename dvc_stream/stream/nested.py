@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from typing import TYPE_CHECKING
 
 from dvc_stream.workspace import partial
@@ -42,26 +41,13 @@ def serving(repo: Repo | None) -> Iterator[None]:
     logger.debug("dvc stream: serving '%s' for its reproduction", repo.root_dir)
     broker = Broker(repo, thread_context=unhooked, **partial.stream_options())
     try:
-        with run.serving(broker) as address, _environment(run.child_env(address, repo.root_dir)):
+        with (
+            run.serving(broker) as address,
+            run.environment(run.child_env(address, repo.root_dir)),
+        ):
             yield
     finally:
         broker.close()
         from dvc.ui import ui
 
         ui.error_write(f"{broker.stats.summary()}, in '{repo.root_dir}'")
-
-
-@contextlib.contextmanager
-def _environment(env: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` is ``env`` for the block, so stage commands get the broker and the hooks
-    (a queue worker's environment lost the hooks' ``PYTHONPATH``: DVC's daemon resets it)."""
-    saved = {key: os.environ.get(key) for key in env if os.environ.get(key) != env[key]}
-    os.environ.update({key: env[key] for key in saved})
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value

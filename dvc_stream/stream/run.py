@@ -53,6 +53,22 @@ def child_env(
     return env
 
 
+@contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` holds ``env`` for the block (for what runs in this process and the
+    processes it starts), and is restored after it."""
+    saved = {key: os.environ.get(key) for key in env if os.environ.get(key) != env[key]}
+    os.environ.update({key: env[key] for key in saved})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def run_streaming(
     repo: Repo,
     command: list[str],

@@ -247,16 +247,10 @@ class DvcRepo:
     @contextlib.contextmanager
     def environ(self) -> Iterator[None]:
         """Apply ``env`` to ``os.environ`` (for in-process DVC calls), restored on exit."""
-        saved = {name: os.environ.get(name) for name in self.env}
-        os.environ.update(self.env)
-        try:
+        from dvc_stream.stream.run import environment
+
+        with environment(self.env):
             yield
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
     def tracked_files(self, path: str) -> dict[str, bytes]:
         """relpath -> bytes of every file under ``path`` in the workspace now."""
