@@ -482,6 +482,8 @@ def test_import_url_of_one_file_read_from_its_url_streams(
     ).read_bytes()
     gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/one.bin")]
     assert len(gets) == 1, proxy.request_log
+    # NOTE: DVC's state holds the hash DVC's index has for the file, as after `dvc checkout`
+    assert clone.dvc("data", "status").stdout == pulled.dvc("data", "status").stdout
 
 
 def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server, tmp_path):
