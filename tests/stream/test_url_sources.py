@@ -72,27 +72,31 @@ def test_local_path_imported_with_no_download_streams_from_it(
     if kind == "file":
         url, files = str(source_dir / "top.bin"), {"data/local": SOURCE["top.bin"]}
     _import_url(dvc_repo, url, "data/local", "--no-download")
+    # NOTE: DVC 3.67.1 fetches nothing of a --no-download import of a local directory (`dvc pull`
+    # fails: "Checkout failed"): the streamed files are compared with the source's instead
+    pulls = kind == "file"
     pulled = dvc_repo.clone()
-    pull = pulled.dvc("pull", "data/local", check=False)
+    if pulls:
+        pulled.dvc("pull", "data/local")
 
     clone, proc = _streamed(dvc_repo, tmp_path, WALK, "data/local")
 
     assert proc.returncode == 0, proc.stderr
     assert not _warnings(proc), proc.stderr
     assert last_json(proc) == _expected(files)
-    if kind == "file":
-        assert pull.returncode == 0, pull.stderr
+    if pulls:
         pulled_bytes = (pulled.root / "data/local").read_bytes()
         assert (clone.root / "data/local").read_bytes() == pulled_bytes
     else:
         assert clone.tracked_files("data/local") == SOURCE
-        if pull.returncode == 0:
-            assert pulled.tracked_files("data/local") == SOURCE
     assert "local" not in clone.git("status", "--porcelain").stdout  # the .dvc file is unchanged
-    if pull.returncode == 0:
+    if pulls:
         # NOTE: DVC's own commands find the files where `dvc pull` leaves them
         assert clone.dvc("data", "status").stdout == pulled.dvc("data", "status").stdout
         assert clone.dvc("checkout").stdout == pulled.dvc("checkout").stdout
+    else:
+        assert "data/local" not in clone.dvc("data", "status").stdout
+        assert clone.dvc("checkout").returncode == 0  # nothing missing, nothing to remove
 
 
 @pytest.mark.parametrize("kind", ["file", "dir"])
