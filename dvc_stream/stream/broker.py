@@ -250,7 +250,7 @@ class Broker:
             if self._deferred is not None:
                 self._deferred[tracked.path] = tracked
                 return
-        self.placer.place(tracked)
+        self.placer.place(tracked, self.sources.state_hash(tracked))
         self.sources.placed(tracked)
 
     def _tracked(self, path: str) -> TrackedFile:

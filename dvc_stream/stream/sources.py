@@ -30,6 +30,7 @@ from dvc_stream.workspace.trees import entries_of_tree, load_entries
 if TYPE_CHECKING:
     from dvc.output import Output
     from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
     from dvc_data.hashfile.tree import Tree
     from dvc_data.index import FileStorage
     from dvc_objects.fs.base import FileSystem
@@ -80,6 +81,11 @@ class Source:
 
     def placed(self, tracked: TrackedFile) -> None:
         """``tracked`` was placed in the workspace from the cache."""
+
+    def state_hash(self, tracked: TrackedFile) -> HashInfo | None:
+        """The hash DVC's index holds for ``tracked``, where it is not its md5: what
+        ``dvc checkout`` records in DVC's state for the placed file."""
+        return None
 
 
 class RemoteSource(Source):
@@ -163,7 +169,7 @@ class Sources:
         self._sources: dict[str, Source | ManifestError] = {}
         self._lock = threading.Lock()
         self._url_entries: dict[str, list[TreeEntry]] = {}  # out path -> its files at its URL
-        self._no_download: set[str] = set()  # out paths of --no-download repo imports
+        self._no_download: set[str] = set()  # out paths of --no-download imports
 
     def of(self, output: TrackedOutput) -> Source:
         found = self._sources.get(output.path)
@@ -187,6 +193,9 @@ class Sources:
     def placed(self, tracked: TrackedFile) -> None:
         self.of(tracked.output).placed(tracked)
 
+    def state_hash(self, tracked: TrackedFile) -> HashInfo | None:
+        return self.of(tracked.output).state_hash(tracked)
+
     def name(self, output: TrackedOutput) -> str:
         return self.of(output).name
 
@@ -201,7 +210,10 @@ class Sources:
                 repo_imports.resolve_hash(out)
                 self._no_download.add(str(out.fs_path))
             elif not out.stage.is_repo_import:
+                unhashed = not out.hash_info
                 self._url_entries[str(out.fs_path)] = url_imports.resolve_hash(out)
+                if unhashed:
+                    self._no_download.add(str(out.fs_path))
         except ManifestError as exc:
             return str(exc)
         except Exception as exc:
@@ -241,7 +253,8 @@ class Sources:
             from dvc_stream.stream.url_imports import UrlImportSource
 
             entries = self._url_entries[str(out.fs_path)]
-            return UrlImportSource(output, entries, self.remotes.pool_size)
+            unhashed = str(out.fs_path) in self._no_download
+            return UrlImportSource(output, entries, self.remotes.pool_size, unhashed)
         remote = self._project_remote(output)
         if remote is None or not remote.fs.version_aware:
             return RemoteSource(self.remotes, output)

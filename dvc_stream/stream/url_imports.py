@@ -4,7 +4,8 @@ pushes them).
 
 ``dvc pull`` copies them from the URL by path (and version id) into ``.dvc/cache/fs/`` without
 hashing them (``_load_storage_from_import`` in ``dvc/repo/index.py``). Streaming needs the md5 of
-every file before it is read, to check it and to keep it in the md5 cache. What DVC records per
+every file before it is read, to check it and to keep it in the md5 cache. A local path or an
+http(s) URL is hashed with dvc-data (``url_sources.py``). On a cloud store, what DVC records per
 file is an etag (``files:`` with ``--version-aware``), or nothing (a plain ``--no-download``, read
 once by listing the URL at start). On S3 the etag of an object uploaded in one part is the md5 of
 its bytes, so the etags are taken as md5s, and trusted only when DVC recorded something to check
@@ -26,7 +27,7 @@ import re
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import ManifestError
-from dvc_stream.stream import fs_cache
+from dvc_stream.stream import fs_cache, url_sources
 from dvc_stream.stream.remotes import size_connection_pool
 from dvc_stream.stream.sources import PathStore, Source
 from dvc_stream.workspace.trees import entries_of_tree
@@ -50,12 +51,12 @@ def resolve_hash(out: Output) -> list[TreeEntry]:
     """Give ``out``, in memory only, the hash of the files at its URL, checked against what the
     ``.dvc`` file records; its entries (with sizes) if it is a directory. Raises ManifestError
     saying why it cannot."""
+    if url_sources.hashes_bytes(out):
+        return url_sources.resolve_hash(out)
     dep = out.stage.deps[0]
     where = str(out)
     recorded = out.hash_info if out.hash_info else None
     if not (dep.files or (dep.meta and dep.meta.isdir) or dep.hash_info.isdir):
-        if not recorded and dep.hash_info.name == "md5" and dep.hash_info.value:
-            recorded = dep.hash_info  # NOTE: a local file: DVC hashed it at import
         from dvc_data.hashfile.meta import Meta
 
         meta = dep.meta or Meta()
@@ -140,12 +141,14 @@ def _etag_hash(meta: Meta, path: str, where: str) -> HashInfo:
 class UrlImportSource(Source):
     """Each file read from the URL by path, and by the version id DVC recorded, if any."""
 
-    def __init__(self, output: TrackedOutput, entries: list[TreeEntry], pool_size: int):
+    def __init__(
+        self, output: TrackedOutput, entries: list[TreeEntry], pool_size: int, unhashed: bool
+    ):
         out = output.out
         dep = out.stage.deps[0]
-        fs = dep.fs
+        fs, root = url_sources.store_root(out)
         self.name = dep.def_path
-        self._store = PathStore(fs, dep.fs_path)
+        self._store = PathStore(fs, root)
         self._store.mismatch = f"changed at '{dep.def_path}' since it was imported"
         self._fs_cache = fs_cache.path_of(out)
         # NOTE: as `dvc pull`: by version only from a version-aware URL, else what is there now
@@ -153,12 +156,15 @@ class UrlImportSource(Source):
         files = dep.files if versioned else ()
         versions = {item["relpath"]: item.get("version_id") for item in files or ()}
         self._entries = entries
+        # NOTE: DVC's index holds the dependency's hash (an etag, a checksum) for a single file
+        # whose .dvc file records no hash of its own: `dvc checkout` records that in its state
+        self._index_hash = None if output.isdir or not unhashed else dep.hash_info
         if not output.isdir:
             version = dep.meta.version_id if versioned and dep.meta else None
-            self._store.add(output.oid, _versioned(fs, dep.fs_path, version))
+            self._store.add(output.oid, _versioned(fs, root, version))
         else:
             for entry in entries:
-                path = fs.join(dep.fs_path, *entry.relpath.split("/"))
+                path = fs.join(root, *entry.relpath.split("/"))
                 self._store.add(entry.md5, _versioned(fs, path, versions.get(entry.relpath)))
         size_connection_pool(self._store, pool_size)
 
@@ -170,6 +176,9 @@ class UrlImportSource(Source):
 
     def placed(self, tracked: TrackedFile) -> None:
         fs_cache.link(tracked, self._fs_cache)
+
+    def state_hash(self, tracked: TrackedFile) -> HashInfo | None:
+        return self._index_hash
 
 
 def _versioned(fs, path: str, version_id: str | None) -> str:

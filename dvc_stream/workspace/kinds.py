@@ -4,8 +4,10 @@ Every output that ``dvc pull`` fetches by hash can be streamed: from the project
 cloud-versioned remote, or the source repository of a ``dvc import``. Imports that ``dvc pull``
 reads from their source without a usable recorded hash (``reads_source``: made with
 ``--no-download``, or ``dvc import-url --version-aware``) are first given the hash of their
-files there (``Sources.resolve_hash``: ``repo_imports.py``, ``url_imports.py``), and stream if it
-is found; if not, the line says why. Two kinds cannot:
+files there (``Sources.resolve_hash``: ``repo_imports.py``; ``url_imports.py`` for S3 etags,
+``url_sources.py`` for a local path or an http(s) URL, hashed with dvc-data), and stream if it
+is found and matches what the ``.dvc`` file records; if not, the line says why. Two kinds
+cannot:
 
 - ``cache: false``: DVC keeps no copy of the file anywhere, so there is nothing to fetch;
 - ``push: false`` (other than ``dvc import-url --version-aware``, which DVC marks so): no remote

@@ -29,6 +29,7 @@ from dvc_stream.workspace import cache_objects, record, scratch
 
 if TYPE_CHECKING:
     from dvc.repo import Repo
+    from dvc_data.hashfile.hash_info import HashInfo
 
     from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
 
@@ -55,8 +56,9 @@ class Placer:
         self._record = os.path.join(self._staging, f"{os.getpid()}.{IN_PLACE_RECORD}")
         scratch.prepare(self._staging, on_stale=_remove_in_place_files)
 
-    def place(self, tracked: TrackedFile) -> bool:
-        """Put ``tracked`` in the workspace from the cache; False if something is already there."""
+    def place(self, tracked: TrackedFile, state_hash: HashInfo | None = None) -> bool:
+        """Put ``tracked`` in the workspace from the cache; False if something is already there.
+        ``state_hash``: the hash DVC's index holds for it, if not its md5, for DVC's state."""
         from dvc_data.hashfile.hash_info import HashInfo
         from dvc_objects.fs.local import localfs
 
@@ -86,11 +88,11 @@ class Placer:
             if exc.errno != errno.EXDEV or output in self._in_place:
                 raise
             self._in_place.add(output)  # NOTE: another filesystem: try once more, in place
-            return self.place(tracked)
+            return self.place(tracked, state_hash)
         finally:
             if os.path.lexists(tmp):
                 os.unlink(tmp)
-        self._remember(dest, HashInfo(cache.hash_name, tracked.oid), info)
+        self._remember(dest, state_hash or HashInfo(cache.hash_name, tracked.oid), info)
         self.placed_outputs.setdefault(tracked.output.path, tracked.output)
         return True
 

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 
 from dvc_stream.testing.proxy import LatencyProxy
 from dvc_stream.testing.repos import file_content, make_repo
 
-from .conftest import last_json, md5, object_gets, stream_python, write_script
+from .conftest import (
+    last_json,
+    md5,
+    object_gets,
+    run_python,
+    stream,
+    stream_python,
+    write_script,
+)
 
 WALK = r"""
 import hashlib, json, os, sys
@@ -266,6 +277,39 @@ def test_unreachable_source_is_said(project, tmp_path):
     assert not (clone.root / "data/imported").exists()
 
 
+HOOKED = "import sys, dvc_stream\ndvc_stream.install_hooks(sys.argv.pop(1), prefetch='none')\n"
+
+
+def test_import_read_through_install_hooks(project, registry, tmp_path):
+    """A plain Python process (a notebook) that calls ``install_hooks()`` reads an import."""
+    _, dataset, *_ = registry
+    clone = project.clone()
+    script = write_script(tmp_path, "hooked_walk.py", HOOKED + WALK)
+
+    proc = run_python(clone, script, str(clone.root), "data/imported")
+
+    assert last_json(proc) == _expected(dataset.files)
+    assert clone.tracked_files("data/imported") == dataset.files
+
+
+@pytest.mark.mount
+def test_import_read_through_mount(project, registry):
+    """Readers that are not Python (here md5sum) read an import through the FUSE view."""
+    if not (os.path.exists("/dev/fuse") and shutil.which("fusermount3")):
+        pytest.skip("--mount needs /dev/fuse and fusermount3")
+    _, dataset, *_ = registry
+    clone = project.clone()
+    script = "cd data/imported && find . -type f | sort | xargs md5sum"
+
+    proc = stream(clone, "sh", "-c", script, options=("--mount", "--prefetch", "none"))
+
+    got = {line.split()[1][2:]: line.split()[0] for line in proc.stdout.splitlines()}
+    assert got == {rel: md5(data) for rel, data in dataset.files.items()}
+    assert clone.tracked_files("data/imported") == dataset.files
+    with open("/proc/self/mounts", encoding="utf-8") as fobj:
+        assert str(clone.root) not in fobj.read()  # unmounted
+
+
 def _list_in_stream(clone, tmp_path, out: str):
     """A program lists ``out`` in ``clone`` under ``dvc stream``: (its run, the WARNING lines)."""
     script = write_script(tmp_path, "listdir.py", LISTDIR)
@@ -438,6 +482,8 @@ def test_import_url_of_one_file_read_from_its_url_streams(
     ).read_bytes()
     gets = [p for m, p in proxy.request_log if m == "GET" and p.startswith(f"/{bucket}/one.bin")]
     assert len(gets) == 1, proxy.request_log
+    # NOTE: DVC's state holds the hash DVC's index has for the file, as after `dvc checkout`
+    assert clone.dvc("data", "status").stdout == pulled.dvc("data", "status").stdout
 
 
 def test_import_url_changed_at_its_url_is_said(dvc_repo, url_source, moto_server, tmp_path):
