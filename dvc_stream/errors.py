@@ -48,6 +48,18 @@ class PartialWorkspaceError(DvcStreamError):
         )
 
 
+class PartialRehashError(DvcStreamError):
+    """An output DVC 2 wrote, only partly in the workspace, that DVC would hash again with DVC 3's
+    md5 (``dvc cache migrate --dvc-files``): its absent files have no bytes to hash."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(
+            f"'{path}' is only partly in the workspace: its absent files cannot be hashed again "
+            f"with DVC 3's md5 (it was written by DVC 2); `dvc pull {path}` first"
+        )
+
+
 class NotStreamedHereError(DvcStreamError):
     """A stage of an experiment's copy of the workspace needs data that ``dvc stream`` serves
     in the workspace only."""

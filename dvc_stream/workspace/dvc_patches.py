@@ -28,7 +28,7 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dvc_stream.errors import NotStreamedHereError, PartialWorkspaceError
+from dvc_stream.errors import NotStreamedHereError, PartialRehashError, PartialWorkspaceError
 from dvc_stream.workspace import entry_sizes, partial, view, workspace_index
 from dvc_stream.workspace.unhooked import unhooked
 
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PATCHES", "Patch", "install", "installed", "uninstall"]
 
+LEGACY = "md5-dos2unix"  # DVC 2's md5, as DVC 3 names it
 _saved: list[tuple[Any, str, Any]] = []  # (owner, attribute, original); in install order
 
 
@@ -126,7 +127,18 @@ def _add(original: Callable) -> Callable:
 
 def _view(item: Output) -> view.View | None:
     found = partial.find(item)
-    return None if found is None else view.of(item, found)
+    if found is None:
+        return None
+    if _rehashed(item) and view.missing(found):
+        raise PartialRehashError(str(item))
+    return view.of(item, found)
+
+
+def _rehashed(item: Output) -> bool:
+    """Whether DVC moved ``item`` from DVC 2's hash to DVC 3's md5 (``update_legacy_hash_name``,
+    forced by ``dvc cache migrate --dvc-files``): the tracked tree holds DVC 2's hashes, which
+    would be recorded as md5s for the absent files."""
+    return bool(item.hash_info) and item.hash_info.name == LEGACY and item.hash_name != LEGACY
 
 
 def _check_missing_outputs(original: Callable) -> Callable:

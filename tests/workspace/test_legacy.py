@@ -261,3 +261,26 @@ def test_switch_between_a_dvc2_version_and_a_dvc3_one(clone, tmp_path):
     assert read(clone, tmp_path, *paths) == digests(MAIN_FILES, *paths)
     assert workspace(clone) == subset(MAIN_FILES, *paths)
     assert_unchanged(clone)
+
+
+def test_migrating_a_partial_dvc2_output_is_refused(clone, tmp_path):
+    """`dvc cache migrate --dvc-files` hashes DVC 2 outputs again with DVC 3's md5: an absent
+    file has no bytes to hash (its DVC 2 hash was recorded as its md5, a tree no remote holds).
+    NOTE: DVC itself breaks the `.dvc` file of a DVC 2 output that is absent, so labels is read."""
+    read(clone, tmp_path, f"{RAW}/a.txt", f"{RAW}/b/c.bin", LABELS)
+    before = (clone.root / "data/raw.dvc").read_text()
+    proc = clone.dvc("cache", "migrate", "--dvc-files", check=False)
+    assert proc.returncode != 0
+    assert (
+        f"ERROR: '{RAW}' is only partly in the workspace: its absent files cannot be hashed "
+        "again with DVC 3's md5 (it was written by DVC 2); `dvc pull data/raw` first"
+    ) in proc.stderr, proc.stderr
+    assert (clone.root / "data/raw.dvc").read_text() == before
+    clone.dvc("pull", "-q")
+    clone.dvc("cache", "migrate", "--dvc-files")
+    out = yaml.safe_load((clone.root / "data/raw.dvc").read_text())["outs"][0]
+    assert (out["hash"], out["nfiles"]) == ("md5", len(MAIN))
+    raw = (clone.root / ".dvc/cache/files/md5" / out["md5"][:2] / out["md5"][2:]).read_bytes()
+    assert {e["relpath"]: e["md5"] for e in json.loads(raw)} == {
+        rel: md5(data) for rel, data in MAIN.items()
+    }
