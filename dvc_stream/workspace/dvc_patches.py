@@ -6,7 +6,8 @@ alike):
 
 - ``Output._get_hash_meta``, ``changed_cache``, ``workspace_status``: what a partial output or a
   dependency on one is (its view, ``view.py``), and that its absent files are not missing.
-- ``Output.save``, ``commit``, ``add``: record the view, never the present files alone.
+- ``Output.save``, ``commit``, ``add``: record the view, never the present files alone; a
+  partial output DVC 2 wrote is refused when DVC hashes it again with DVC 3's md5.
 - ``check_missing_outputs`` (the "missing data 'source'" check), ``Stage.run`` and the
   reproduction loop: a data source that is partial is not missing; a stage command never runs
   over a partial dependency outside ``dvc stream`` (``dvc repro`` refuses before its first stage,
