@@ -284,3 +284,40 @@ def test_migrating_a_partial_dvc2_output_is_refused(clone, tmp_path):
     assert {e["relpath"]: e["md5"] for e in json.loads(raw)} == {
         rel: md5(data) for rel, data in MAIN.items()
     }
+
+
+def test_a_stage_output_dvc2_locked(tmp_path, moto_server):
+    """A stage whose output ``dvc.lock`` records as DVC 2 did (schema 2.0, no ``hash:``)."""
+    prepared = {"x.txt": b"one\r\ntwo\r\n", "y.bin": b"\x00\x01\r\n"}
+    script = b"print('prepare')\n"
+    repo = make_repo(tmp_path / "origin", moto_server)
+    bucket, prefix = repo.remote_url.removeprefix("s3://").split("/", 1)
+    client = moto_server.client()
+    entries = [{"md5": legacy_md5(data), "relpath": rel} for rel, data in sorted(prepared.items())]
+    tree = json.dumps(entries, sort_keys=True).encode()
+    objects = {md5(tree) + ".dir": tree, **{legacy_md5(d): d for d in prepared.values()}}
+    for oid, body in objects.items():
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{oid[:2]}/{oid[2:]}", Body=body)
+    (repo.root / "prepare.py").write_bytes(script)
+    (repo.root / "dvc.yaml").write_text(
+        "stages:\n  prepare:\n    cmd: python prepare.py\n    deps:\n    - prepare.py\n"
+        "    outs:\n    - prepared\n"
+    )
+    (repo.root / "dvc.lock").write_text(
+        "schema: '2.0'\nstages:\n  prepare:\n    cmd: python prepare.py\n    deps:\n"
+        f"    - path: prepare.py\n      md5: {md5(script)}\n      size: {len(script)}\n"
+        f"    outs:\n    - path: prepared\n      md5: {md5(tree)}.dir\n"
+        f"      size: {sum(map(len, prepared.values()))}\n      nfiles: {len(prepared)}\n"
+    )
+    (repo.root / ".gitignore").write_text("/prepared\n")
+    repo.git("add", ".")
+    repo.commit("a stage run by DVC 2")
+    clone = repo.clone(tmp_path / "clone")
+    lock = (clone.root / "dvc.lock").read_text()
+    assert read(clone, tmp_path, "prepared/x.txt") == {"prepared/x.txt": md5(prepared["x.txt"])}
+    assert_unchanged(clone)
+    assert "Stage 'prepare' didn't change, skipping" in clone.dvc("repro").stdout
+    assert (clone.root / "dvc.lock").read_text() == lock
+    clone.dvc("pull", "-q")
+    assert clone.tracked_files("prepared") == prepared
+    assert_unchanged(clone)
