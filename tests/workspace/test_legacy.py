@@ -321,3 +321,29 @@ def test_a_stage_output_dvc2_locked(tmp_path, moto_server):
     clone.dvc("pull", "-q")
     assert clone.tracked_files("prepared") == prepared
     assert_unchanged(clone)
+
+
+WALK = r"""
+import hashlib, json, os
+out = {}
+for top, _dirs, names in os.walk("data"):
+    for name in names:
+        path = os.path.join(top, name)
+        with open(path, "rb") as fobj:
+            out[path] = [os.stat(path).st_size, hashlib.md5(fobj.read()).hexdigest()]
+print(json.dumps(out))
+"""
+
+
+def test_a_listed_dvc2_output_has_its_sizes_and_prefetches(clone, tmp_path):
+    """A DVC 2 ``.dir`` holds no sizes: they come from the remote's root, where its objects are
+    (a listing there must not take ``files/md5/`` for objects)."""
+    script = write_script(tmp_path, "walk.py", WALK)
+    stats = tmp_path / "stats.json"
+    options = ("--prefetch", "listed", "--stats", str(stats))
+    got = last_json(stream(clone, sys.executable, script, options=options))
+    tracked = {path: found for path, found in got.items() if path in (LABELS, *MAIN_FILES)}
+    assert tracked == {path: [len(data), md5(data)] for path, data in MAIN_FILES.items()}
+    assert json.loads(stats.read_text())["failed_files"] == 0
+    assert workspace(clone) == MAIN_FILES
+    assert_unchanged(clone)
