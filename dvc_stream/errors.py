@@ -46,3 +46,15 @@ class PartialWorkspaceError(DvcStreamError):
             f"'{path}' is only partly in the workspace: run it under `dvc stream`, "
             "or `dvc pull` it first"
         )
+
+
+class PartialRehashError(DvcStreamError):
+    """An output DVC 2 wrote, only partly in the workspace, that DVC would hash again with DVC 3's
+    md5 (``dvc cache migrate --dvc-files``): its absent files have no bytes to hash."""
+
+    def __init__(self, path: str):
+        self.path = path
+        super().__init__(
+            f"'{path}' is only partly in the workspace: its absent files cannot be hashed again "
+            f"with DVC 3's md5 (it was written by DVC 2); `dvc pull {path}` first"
+        )

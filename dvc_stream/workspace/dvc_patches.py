@@ -6,7 +6,8 @@ alike):
 
 - ``Output._get_hash_meta``, ``changed_cache``, ``workspace_status``: what a partial output or a
   dependency on one is (its view, ``view.py``), and that its absent files are not missing.
-- ``Output.save``, ``commit``, ``add``: record the view, never the present files alone.
+- ``Output.save``, ``commit``, ``add``: record the view, never the present files alone; a
+  partial output DVC 2 wrote is refused when DVC hashes it again with DVC 3's md5.
 - ``check_missing_outputs`` (the "missing data 'source'" check), ``Stage.run`` and the
   reproduction loop: a data source that is partial is not missing; a stage command never runs
   over a partial dependency outside ``dvc stream`` (``dvc repro`` refuses before its first stage,
@@ -29,7 +30,7 @@ import contextlib
 import importlib
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from dvc_stream.errors import PartialWorkspaceError
+from dvc_stream.errors import PartialRehashError, PartialWorkspaceError
 from dvc_stream.workspace import entry_sizes, partial, view, workspace_index
 from dvc_stream.workspace.unhooked import unhooked
 
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PATCHES", "Patch", "install", "installed", "uninstall"]
 
+LEGACY = "md5-dos2unix"  # DVC 2's md5, as DVC 3 names it
 _saved: list[tuple[Any, str, Any]] = []  # (owner, attribute, original); in install order
 
 
@@ -127,7 +129,18 @@ def _add(original: Callable) -> Callable:
 
 def _view(item: Output) -> view.View | None:
     found = partial.find(item)
-    return None if found is None else view.of(item, found)
+    if found is None:
+        return None
+    if _rehashed(item) and view.missing(found):
+        raise PartialRehashError(str(item))
+    return view.of(item, found)
+
+
+def _rehashed(item: Output) -> bool:
+    """Whether DVC moved ``item`` from DVC 2's hash to DVC 3's md5 (``update_legacy_hash_name``,
+    forced by ``dvc cache migrate --dvc-files``): the tracked tree holds DVC 2's hashes, which
+    would be recorded as md5s for the absent files."""
+    return bool(item.hash_info) and item.hash_info.name == LEGACY and item.hash_name != LEGACY
 
 
 def _check_missing_outputs(original: Callable) -> Callable:

@@ -9,7 +9,9 @@ version's file in one rename, or removed when that version lacks it or its objec
 cache (it is then streamed on demand); a file whose bytes are in no cache holds the user's unsaved
 change: it is kept, with one warning naming it. Absent files stay absent. An output that changed
 kind goes by the same rule: a file where the tracked version has a directory is removed like any
-file it lacks, and a directory where it has a file goes once no file is left in it.
+file it lacks, and a directory where it has a file goes once no file is left in it. "The cache"
+is both of DVC 3's: ``files/md5`` and the root, where outputs DVC 2 wrote keep their objects
+(``md5-dos2unix``), so a switch between a version DVC 2 wrote and one DVC 3 wrote is one too.
 
 Only the present files are walked, each looked up in the tracked tree and its md5 read from DVC's
 state database (hashed only when the state has no entry for it), so the cost follows the files
@@ -32,6 +34,7 @@ import os
 from contextlib import suppress
 from copy import copy
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import ManifestError
@@ -39,7 +42,7 @@ from dvc_stream.workspace import checked, record, scratch
 from dvc_stream.workspace.placement import IN_PLACE_SUFFIX
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from dvc.repo import Repo
     from dvc_data.hashfile.db import HashFileDB
@@ -51,6 +54,7 @@ logger = logging.getLogger(__name__)
 SCRATCH = "stream-reconcile"
 MAX_NAMED = 10  # unsaved files named one per line; the rest are counted
 OK, KEEP, REPLACE, REMOVE = "ok", "keep", "replace", "remove"
+_OTHER_CACHE = {"md5": "legacy", "md5-dos2unix": "local"}  # hash name -> the other cache
 
 
 @dataclass
@@ -200,7 +204,8 @@ class _Reconciler:
         saved, present, removed = [], 0, False
         for path, md5 in md5s.items():
             entry = entries[path]
-            action = _decide(cache, entry, md5)
+            elsewhere = partial(_in_other_cache, self.repo, output, path)
+            action = _decide(cache, entry, md5, elsewhere)
             if action == REPLACE and entry is not None and self._replace(path, output, *entry):
                 saved.append((path, HashInfo(output.out.hash_name, entry[0]), None))
                 done.replaced.append(self.rel(path))
@@ -268,15 +273,33 @@ def _entry(output: TrackedOutput, relpath: str) -> tuple[str, bool] | None:
     return output.tree.files.get(relpath) if relpath else None
 
 
-def _decide(cache: HashFileDB, entry: tuple[str, bool] | None, md5: str) -> str:
+def _decide(
+    cache: HashFileDB, entry: tuple[str, bool] | None, md5: str, elsewhere: Callable[[], bool]
+) -> str:
     """DVC's overwrite rule: only bytes that are in the cache may go."""
     if entry is not None and md5 == entry[0]:
         return OK
-    if not cache.exists(md5):
+    if not cache.exists(md5) and not elsewhere():
         return KEEP
     if entry is not None and cache.exists(entry[0]):
         return REPLACE
     return REMOVE  # NOTE: the tracked file, if any, is streamed on demand
+
+
+def _in_other_cache(repo: Repo, output: TrackedOutput, path: str) -> bool:
+    """Whether the bytes of ``path`` are in DVC 3's other md5 cache: the cache's root holds
+    DVC 2's objects (``md5-dos2unix``), ``files/md5`` DVC 3's. A file placed for a version that
+    one of them wrote is in the cache, read after a switch to a version the other wrote."""
+    from dvc_data.hashfile.hash import file_md5
+
+    other = _OTHER_CACHE.get(output.out.hash_name)
+    cache = getattr(repo.cache, other, None) if other else None
+    if cache is None:
+        return False
+    try:
+        return cache.exists(file_md5(path, name=cache.hash_name))
+    except OSError:
+        return False
 
 
 def _hashes(state, paths: list[str], name: str) -> dict[str, str]:

@@ -19,6 +19,9 @@ import time
 
 import pytest
 
+from dvc_stream.testing import Dataset, DvcRepo
+from dvc_stream.testing.repos import file_content
+
 from .conftest import (
     READ,
     kill_group,
@@ -80,10 +83,10 @@ def _local_remote(repo, path) -> None:
     repo.commit("local remote")
 
 
-def _expected(tmp_path, dataset) -> str:
+def _expected(tmp_path, dataset, name: str = "expected") -> str:
     """repo-relative path -> [size, md5] of every file of ``dataset``, in a JSON file."""
     files = {f"{dataset.path}/{rel}": [len(d), md5(d)] for rel, d in dataset.files.items()}
-    path = tmp_path / "expected.json"
+    path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(files))
     return str(path)
 
@@ -312,3 +315,103 @@ def test_two_clones_sharing_a_cache_read_whole_files(dvc_repo, tmp_path):
         p.parent.name + p.name for p in objects
     )
     assert len(objects) == len({md5(d) for d in dataset.files.values()})
+
+
+# -- clones and worktrees at two versions on one cache --------------------------------------------
+
+
+def _two_versions(repo) -> dict[str, Dataset]:
+    """``data/raw`` on ``main``, and on the branch ``v2`` with every third file changed (another
+    size too), every seventh dropped and 20 added; both pushed."""
+    main = repo.make_dataset("data/raw", nfiles=900, size=SIZE, depth=1)
+    repo.git("checkout", "-q", "-b", "v2")
+    files = dict(main.files)
+    for i, rel in enumerate(sorted(main.files)):
+        if i % 7 == 3:
+            del files[rel]
+        elif i % 3 == 0:
+            files[rel] = file_content(2, rel, SIZE + 50)
+    files.update({f"d1/new{i:02d}.bin": file_content(2, f"new{i}", SIZE) for i in range(20)})
+    for rel in main.files:
+        (repo.root / "data/raw" / rel).unlink()  # NOTE: a link into the cache may be read-only
+    for rel, data in files.items():
+        (repo.root / "data/raw" / rel).write_bytes(data)
+    repo.dvc("add", "-q", "data/raw")
+    repo.git("add", "data/raw.dvc")
+    repo.commit("v2 of data/raw")
+    repo.push()
+    repo.git("checkout", "-q", "main")
+    return {"main": main, "v2": Dataset("data/raw", files)}
+
+
+def _read_at_once(pairs, tmp_path) -> None:
+    """``dvc stream`` in each repo at once, reading every file of its version (``pairs``:
+    (repo, Dataset)): each read has that version's size and bytes, and so has the workspace."""
+    script = write_script(tmp_path, "check.py", CHECK)
+    procs = []
+    for i, (repo, dataset) in enumerate(pairs):
+        expected = _expected(tmp_path, dataset, f"expected-{i}")
+        procs.append(_spawn_check(repo, script, expected, 0, dataset.nfiles, "forward", "stream"))
+    for out, (repo, dataset) in zip(_wait_all(procs), pairs, strict=True):
+        result = json.loads(out.strip().splitlines()[-1])
+        assert (result["nerrors"], result["errors"]) == (0, []), repo
+        assert repo.tracked_files("data/raw") == dataset.files
+        assert temp_files(repo) == []
+
+
+def _switch_and_read_again(repos, versions, tmp_path, checkout) -> None:
+    """Both read their version at once; each switches to the other's; both read again."""
+    first, second = repos
+    _read_at_once([(first, versions["main"]), (second, versions["v2"])], tmp_path)
+    checkout(first, "v2")
+    checkout(second, "main")
+    _read_at_once([(first, versions["v2"]), (second, versions["main"])], tmp_path)
+    for repo in repos:
+        assert "Data and pipelines are up to date." in repo.dvc("status").stdout
+
+
+def _assert_whole_objects(cache_dir, versions) -> None:
+    assert _cache_leftovers(cache_dir) == []
+    objects = [p for p in cache_dir.rglob("*") if p.is_file() and not p.name.endswith(".dir")]
+    assert sorted(md5(p.read_bytes()) for p in objects) == sorted(
+        p.parent.name + p.name for p in objects
+    )
+    wanted = {md5(d) for dataset in versions.values() for d in dataset.files.values()}
+    assert {p.parent.name + p.name for p in objects} == wanted
+
+
+def test_two_clones_at_two_versions_sharing_a_cache(dvc_repo, tmp_path):
+    _local_remote(dvc_repo, tmp_path / "remote")
+    versions = _two_versions(dvc_repo)
+    shared = tmp_path / "shared-cache"
+    clones = [dvc_repo.clone(), dvc_repo.clone()]
+    clones[1].git("checkout", "-q", "v2")
+    for clone in clones:
+        clone.dvc("cache", "dir", "--local", str(shared))
+    _switch_and_read_again(
+        clones, versions, tmp_path, lambda repo, rev: repo.git("checkout", "-q", rev)
+    )
+    _assert_whole_objects(shared, versions)
+
+
+def test_two_worktrees_at_two_versions_on_one_cache(dvc_repo, tmp_path):
+    """``git worktree add``: each worktree has its own ``.dvc/config.local``; the second's cache
+    is pointed at the first's (``.dvc/cache``)."""
+    _local_remote(dvc_repo, tmp_path / "remote")
+    versions = _two_versions(dvc_repo)
+    first = dvc_repo.clone()
+    path = tmp_path / "worktree-v2"
+    first.git("worktree", "add", "-q", str(path), "v2")
+    second = DvcRepo(
+        path, first.env, first.remote_url, first.endpoint_url, first.site_cache_dir, path
+    )
+    cache = first.root / ".dvc/cache"
+    second.dvc("cache", "dir", "--local", str(cache))
+    # NOTE: a branch checked out in one worktree cannot be checked out in another
+    _switch_and_read_again(
+        [first, second],
+        versions,
+        tmp_path,
+        lambda repo, rev: repo.git("checkout", "-q", "--detach", rev),
+    )
+    _assert_whole_objects(cache, versions)
