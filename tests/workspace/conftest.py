@@ -12,7 +12,16 @@ import pytest
 from dvc_stream.testing import Dataset, DvcRepo, make_repo
 from dvc_stream.testing.programs import last_json, md5, stream, write_script
 
-__all__ = ["COUNT", "READ", "Origin", "last_json", "md5", "read_in_stream", "stream"]
+__all__ = [
+    "COUNT",
+    "READ",
+    "READ_OR_ERROR",
+    "Origin",
+    "last_json",
+    "md5",
+    "read_in_stream",
+    "stream",
+]
 
 NFILES = 30
 LABELS = b"name,label\nf00000.bin,cat\n"
@@ -34,6 +43,19 @@ out = {}
 for path in sys.argv[1:]:
     with open(path, "rb") as fobj:
         out[path] = hashlib.md5(fobj.read()).hexdigest()
+print(json.dumps(out))
+"""
+
+# The md5 of each path named, or the name of the error its read raised.
+READ_OR_ERROR = r"""
+import hashlib, json, sys
+out = {}
+for path in sys.argv[1:]:
+    try:
+        with open(path, "rb") as fobj:
+            out[path] = hashlib.md5(fobj.read()).hexdigest()
+    except OSError as exc:
+        out[path] = type(exc).__name__
 print(json.dumps(out))
 """
 

@@ -22,6 +22,8 @@ import yaml
 from dvc_stream.testing import DvcRepo, make_repo
 from dvc_stream.testing.programs import last_json, md5, stream, write_script
 
+from .conftest import READ_OR_ERROR
+
 RAW, LABELS = "data/raw", "data/labels.csv"
 
 MAIN = {
@@ -40,18 +42,6 @@ V3 = {**V2, "e.csv": b"id,value\r\n1,v3\r\n"}  # by DVC 3, over v2
 LABELS_MAIN = b"name,label\r\na.txt,cat\r\n"
 LABELS_V2 = b"name,label\r\na.txt,dog\r\ne.csv,cat\r\n"
 LABELS_V3 = b"name,label\r\na.txt,bird\r\n"
-
-READ = r"""
-import hashlib, json, sys
-out = {}
-for path in sys.argv[1:]:
-    try:
-        with open(path, "rb") as fobj:
-            out[path] = hashlib.md5(fobj.read()).hexdigest()
-    except OSError as exc:
-        out[path] = type(exc).__name__
-print(json.dumps(out))
-"""
 
 
 def legacy_md5(data: bytes) -> str:
@@ -138,7 +128,7 @@ def subset(version: dict[str, bytes], *paths: str) -> dict[str, bytes]:
 
 def read(repo: DvcRepo, tmp_path: Path, *paths: str, options: tuple[str, ...] = ()):
     """md5 of each path read under ``dvc stream``, or the error; any warning fails the test."""
-    script = write_script(tmp_path, "read.py", READ)
+    script = write_script(tmp_path, "read.py", READ_OR_ERROR)
     proc = stream(repo, sys.executable, script, *paths, options=("--prefetch", "none", *options))
     assert "WARNING" not in proc.stderr, proc.stderr
     return last_json(proc)

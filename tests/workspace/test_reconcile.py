@@ -21,6 +21,8 @@ from dvc_stream.testing.programs import (
 )
 from dvc_stream.testing.repos import DvcRepo
 
+from .conftest import READ_OR_ERROR
+
 BLOBS = 6
 RAW = "data/raw"
 LABELS = "data/labels.csv"
@@ -28,18 +30,6 @@ CHANGED = f"{RAW}/blob_0001.bin"  # changed in v2
 DROPPED = f"{RAW}/blob_0002.bin"  # not in v2
 ADDED = f"{RAW}/blob_0100.bin"  # only in v2
 SAME = f"{RAW}/blob_0003.bin"  # the same in both
-
-READ = r"""
-import hashlib, json, sys
-out = {}
-for path in sys.argv[1:]:
-    try:
-        with open(path, "rb") as fobj:
-            out[path] = hashlib.md5(fobj.read()).hexdigest()
-    except OSError as exc:
-        out[path] = type(exc).__name__
-print(json.dumps(out))
-"""
 
 
 def blob(version: str, name: str) -> bytes:
@@ -106,7 +96,7 @@ def _fresh_clone(origin, main, v2, tmp_path, monkeypatch) -> Clone:
     repo = origin.clone(tmp_path / "clone")
     for name, value in repo.env.items():
         monkeypatch.setenv(name, value)
-    return Clone(repo, main, v2, write_script(tmp_path, "read.py", READ))
+    return Clone(repo, main, v2, write_script(tmp_path, "read.py", READ_OR_ERROR))
 
 
 def digests(files: dict[str, bytes], *paths: str) -> dict[str, str]:
