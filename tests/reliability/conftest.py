@@ -57,7 +57,7 @@ with ThreadPoolExecutor(8) as pool:
 
 SELECTED_ONLY = {
     "long": "a long run: `nox -s reliability` or `pytest -m long`",
-    "heavy": "tens of seconds: `nox -s reliability` or `pytest -m heavy` (CI runs them)",
+    "heavy": "slow: `nox -s reliability` or `pytest -m heavy` (CI runs them)",
 }
 
 

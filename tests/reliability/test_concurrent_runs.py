@@ -273,6 +273,7 @@ def _stress(repo, tmp_path, nfiles: int) -> None:
     _assert_whole(repo, dataset)
 
 
+@pytest.mark.heavy
 def test_four_brokers_read_overlapping_files(dvc_repo, tmp_path):
     _local_remote(dvc_repo, tmp_path / "remote")
     _stress(dvc_repo, tmp_path, nfiles=1200)
@@ -289,6 +290,7 @@ def test_four_brokers_read_overlapping_files_from_s3(dvc_repo, latency_proxy, tm
 # -- clones that share one cache ----------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_two_clones_sharing_a_cache_read_whole_files(dvc_repo, tmp_path):
     _local_remote(dvc_repo, tmp_path / "remote")
     dataset = dvc_repo.make_dataset("data/raw", nfiles=2000, size=SIZE, depth=1)
@@ -380,6 +382,7 @@ def _assert_whole_objects(cache_dir, versions) -> None:
     assert {p.parent.name + p.name for p in objects} == wanted
 
 
+@pytest.mark.heavy
 def test_two_clones_at_two_versions_sharing_a_cache(dvc_repo, tmp_path):
     _local_remote(dvc_repo, tmp_path / "remote")
     versions = _two_versions(dvc_repo)
@@ -394,6 +397,7 @@ def test_two_clones_at_two_versions_sharing_a_cache(dvc_repo, tmp_path):
     _assert_whole_objects(shared, versions)
 
 
+@pytest.mark.heavy
 def test_two_worktrees_at_two_versions_on_one_cache(dvc_repo, tmp_path):
     """``git worktree add``: each worktree has its own ``.dvc/config.local``; the second's cache
     is pointed at the first's (``.dvc/cache``)."""

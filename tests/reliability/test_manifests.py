@@ -82,6 +82,7 @@ def _escaped(repo, base) -> list[str]:
     return [str(p) for p in candidates if os.path.lexists(p)]
 
 
+@pytest.mark.heavy
 def test_stream_refuses_unsafe_trees(planted, tmp_path):
     repo, base = planted
     reader = write_script(tmp_path, "read.py", READ)

@@ -37,6 +37,7 @@ def _leftovers(root) -> list[str]:
     ]
 
 
+@pytest.mark.heavy
 def test_subset_fetches_only_what_is_opened(dvc_repo, latency_proxy, tmp_path):
     dataset = dvc_repo.make_dataset("data/images", nfiles=500, size=64, depth=1, fanout=4)
     dvc_repo.set_endpoint(latency_proxy.endpoint_url)
@@ -125,6 +126,7 @@ def test_listing_and_sizes_download_nothing(dvc_repo, latency_proxy, tmp_path):
     assert not (dvc_repo.root / "data/images").exists()
 
 
+@pytest.mark.heavy
 def test_a_few_reads_download_a_file_more(dvc_repo, latency_proxy, tmp_path):
     dvc_repo.make_dataset("data/images", nfiles=60, size=1000, depth=0)
     dvc_repo.set_endpoint(latency_proxy.endpoint_url)
@@ -175,6 +177,7 @@ if __name__ == "__main__":
 """
 
 
+@pytest.mark.heavy
 def test_concurrent_readers_share_one_download(dvc_repo, latency_proxy, tmp_path):
     dataset = dvc_repo.make_dataset("data/images", nfiles=8, size=256 * 1024, depth=0)
     dvc_repo.set_endpoint(latency_proxy.endpoint_url)
@@ -222,6 +225,7 @@ if __name__ == "__main__":
 
 
 @pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+@pytest.mark.heavy
 def test_pool_training_loop(dvc_repo, tmp_path, method):
     dataset = dvc_repo.make_dataset(
         "data/images", nfiles=30, depth=2, fanout=2, sizes=lambda i: 1000 + 97 * i

@@ -179,6 +179,7 @@ def test_reading_an_imported_file_is_one_request(project, registry, proxy, tmp_p
     assert all(p.startswith(f"/{_bucket(registry_repo)}/") for _, p in data_requests)
 
 
+@pytest.mark.heavy
 def test_stream_gives_what_pull_gives(project, tmp_path):
     outs = ["data/imported", "data/by-url", "data/part", "data/multi", "data/docs"]
     outs += ["data/chained", "data/versioned"]
@@ -328,6 +329,7 @@ def _point_at_a_gone_source(clone, out: str, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("out", "prefix"), [("data/later", "d2/"), ("data/later-all", ""), ("data/later.bin", None)]
 )
+@pytest.mark.heavy
 def test_no_download_repo_import_streams_from_the_source(
     project, registry, proxy, tmp_path, out, prefix
 ):
@@ -445,6 +447,7 @@ def _pulled_and_streamed(dvc_repo, proxy, tmp_path, out: str):
 
 
 @pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
+@pytest.mark.heavy
 def test_import_url_read_from_its_url_streams(
     dvc_repo, url_source, moto_server, proxy, tmp_path, flags
 ):
@@ -468,6 +471,7 @@ def test_import_url_read_from_its_url_streams(
 
 
 @pytest.mark.parametrize("flags", URL_FLAGS, ids=" ".join)
+@pytest.mark.heavy
 def test_import_url_of_one_file_read_from_its_url_streams(
     dvc_repo, moto_server, proxy, tmp_path, flags
 ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 
 from dvc_stream.stream.remotes import MAX_JOBS, jobs_for_latency
@@ -11,6 +12,7 @@ from dvc_stream.stream.remotes import MAX_JOBS, jobs_for_latency
 from .conftest import stream
 
 
+@pytest.mark.heavy
 def test_one_slow_answer_does_not_set_the_default_jobs(dvc_repo, latency_proxy, tmp_path):
     """A HEAD held 2 s (a busy server, a machine short of CPU) among the start-up probes would
     give -j 128; the fastest probe is the round trip."""

@@ -87,6 +87,7 @@ def test_two_projects_in_one_git_repo_each_stream_their_own(monorepo, tmp_path):
 
 
 @pytest.mark.parametrize("kind", ["version_aware", "worktree"])
+@pytest.mark.heavy
 def test_cloud_versioned_remote_streams_each_version(tmp_path, moto_server, latency_proxy, kind):
     repo = make_repo(tmp_path / "repo", moto_server, cloud_versioning=kind)
     first = repo.make_dataset("data/images", nfiles=6, size=150)
@@ -130,6 +131,7 @@ def test_file_never_pushed_to_a_versioned_remote_is_said(tmp_path, moto_server):
 # -- outputs that cannot be streamed --------------------------------------------------------------
 
 
+@pytest.mark.heavy
 def test_cache_false_and_push_false_are_said_and_left_alone(dvc_repo, tmp_path):
     dvc_repo.make_dataset("data/images", nfiles=4, size=100)
     dvc_repo.add_file("data/private.bin", b"local only\n", push=False, commit=False)

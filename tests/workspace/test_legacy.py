@@ -178,6 +178,7 @@ def test_stream_reads_every_file_as_pulled_and_a_second_run_fetches_nothing(clon
     assert_unchanged(clone)
 
 
+@pytest.mark.heavy
 def test_a_partial_dvc2_output_is_unchanged_for_dvc(clone, tmp_path):
     present = (f"{RAW}/a.txt", f"{RAW}/b/c.bin")
     assert read(clone, tmp_path, *present, LABELS) == digests(MAIN_FILES, *present, LABELS)
@@ -199,6 +200,7 @@ def test_a_partial_dvc2_output_is_unchanged_for_dvc(clone, tmp_path):
     assert_unchanged(clone)
 
 
+@pytest.mark.heavy
 def test_add_records_a_change_over_the_whole_dvc2_tree(clone, tmp_path):
     read(clone, tmp_path, f"{RAW}/a.txt", f"{RAW}/b/c.bin")
     edited, extra = b"edited\r\nby hand\r\n", b"a new file\r\n"
@@ -218,6 +220,7 @@ def test_add_records_a_change_over_the_whole_dvc2_tree(clone, tmp_path):
     assert_unchanged(colleague)
 
 
+@pytest.mark.heavy
 def test_switch_reads_the_checked_out_version(clone, tmp_path):
     changed, gone, same = f"{RAW}/e.csv", f"{RAW}/gone.txt", f"{RAW}/a.txt"
     assert read(clone, tmp_path, changed, gone, same, LABELS) == digests(
@@ -276,6 +279,7 @@ def test_migrating_a_partial_dvc2_output_is_refused(clone, tmp_path):
     }
 
 
+@pytest.mark.heavy
 def test_a_stage_output_dvc2_locked(tmp_path, moto_server):
     """A stage whose output ``dvc.lock`` records as DVC 2 did (schema 2.0, no ``hash:``)."""
     prepared = {"x.txt": b"one\r\ntwo\r\n", "y.bin": b"\x00\x01\r\n"}
