@@ -43,7 +43,8 @@ class OtherCache:
     def of(self, hash_name: str) -> HashFileDB | None:
         """The other md5 cache of outputs hashed with ``hash_name``; None if there is none or
         it holds no object."""
-        cache = getattr(self._repo.cache, _OTHER.get(hash_name, ""), None)
+        other = _OTHER.get(hash_name)
+        cache = getattr(self._repo.cache, other, None) if other else None
         if cache is None:
             return None
         if cache.path not in self._stocked:
