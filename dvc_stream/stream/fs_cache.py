@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
-from contextlib import suppress
+from contextlib import contextmanager, suppress
 from typing import TYPE_CHECKING
 
-from dvc_stream.workspace.placement import copy_object
+from dvc_stream.workspace.placement import copy_object, in_place_name
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from dvc.output import Output
 
     from dvc_stream.workspace.manifest import TrackedFile
@@ -46,12 +47,22 @@ def link(tracked: TrackedFile, root: str) -> None:
     dest = os.path.join(root, relpath) if relpath else root
     if os.path.exists(dest):
         return
-    tmp = f"{dest}.{os.getpid()}.{threading.get_ident()}.dvc-stream-tmp"
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
-        copy_object(tracked, tmp, LINKS)
-        os.replace(tmp, dest)
+        with written_in_place(dest) as tmp:
+            copy_object(tracked, tmp, LINKS)
     except OSError as exc:
         logger.debug("could not link '%s' into %s: %s", tracked.path, dest, exc)
+
+
+@contextmanager
+def written_in_place(dest: str) -> Iterator[str]:
+    """A temporary name beside ``dest`` for the block to write: renamed to ``dest`` in one step
+    when the block ends, removed when anything fails, so ``dest`` is only ever whole."""
+    tmp = os.path.join(os.path.dirname(dest), in_place_name(os.path.basename(dest)))
+    try:
+        yield tmp
+        os.replace(tmp, dest)
+    finally:
         with suppress(FileNotFoundError):
             os.unlink(tmp)

@@ -169,7 +169,11 @@ class Sources:
         self._sources: dict[str, Source | ManifestError] = {}
         self._lock = threading.Lock()
         self._url_entries: dict[str, list[TreeEntry]] = {}  # out path -> its files at its URL
-        self._no_download: set[str] = set()  # out paths of --no-download imports
+        # Out paths of the imports whose .dvc file records no hash of the output, by kind:
+        # `dvc import --no-download` (its placed files are linked into .dvc/cache/fs/) ...
+        self._no_download_repo_imports: set[str] = set()
+        # ... and `dvc import-url --no-download` (DVC's index holds a file's dependency hash)
+        self._unhashed_url_imports: set[str] = set()
 
     def of(self, output: TrackedOutput) -> Source:
         found = self._sources.get(output.path)
@@ -208,12 +212,12 @@ class Sources:
         try:
             if out.stage.is_repo_import and not out.hash_info:
                 repo_imports.resolve_hash(out)
-                self._no_download.add(str(out.fs_path))
+                self._no_download_repo_imports.add(str(out.fs_path))
             elif not out.stage.is_repo_import:
                 unhashed = not out.hash_info
                 self._url_entries[str(out.fs_path)] = url_imports.resolve_hash(out)
                 if unhashed:
-                    self._no_download.add(str(out.fs_path))
+                    self._unhashed_url_imports.add(str(out.fs_path))
         except ManifestError as exc:
             return str(exc)
         except Exception as exc:
@@ -247,13 +251,13 @@ class Sources:
         if out.stage.is_repo_import:
             from dvc_stream.stream.repo_imports import RepoImportSource
 
-            no_download = str(out.fs_path) in self._no_download
+            no_download = str(out.fs_path) in self._no_download_repo_imports
             return RepoImportSource(output, self.remotes.pool_size, no_download=no_download)
         if out.stage.is_import and str(out.fs_path) in self._url_entries:
             from dvc_stream.stream.url_imports import UrlImportSource
 
             entries = self._url_entries[str(out.fs_path)]
-            unhashed = str(out.fs_path) in self._no_download
+            unhashed = str(out.fs_path) in self._unhashed_url_imports
             return UrlImportSource(output, entries, self.remotes.pool_size, unhashed)
         remote = self._project_remote(output)
         if remote is None or not remote.fs.version_aware:

@@ -18,8 +18,6 @@ each file is taken with dvc-data's own hashing before anything is served.
 from __future__ import annotations
 
 import os
-import threading
-from contextlib import suppress
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import ManifestError
@@ -105,15 +103,10 @@ def _resolve_http(out: Output, dep: Dependency) -> list[TreeEntry]:
 def _download(out: Output, dep: Dependency, path: str) -> None:
     """Copy the URL to ``path`` (where ``dvc pull`` copies it), whole or not at all."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.dvc-stream-tmp"
-    try:
+    with fs_cache.written_in_place(path) as tmp:
         dep.fs.get_file(dep.fs_path, tmp)
         if _sizes_differ(dep.meta.size, os.path.getsize(tmp)):
             raise _changed(out, dep)
-        os.replace(tmp, path)
-    finally:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
 
 
 def _sizes_differ(recorded: int | None, now: int | None) -> bool:

@@ -73,7 +73,7 @@ class Placer:
         output = tracked.output.path
         if output in self._in_place:
             self._record_in_place_dir(parent)
-            tmp = os.path.join(parent, _in_place_name(name))
+            tmp = os.path.join(parent, in_place_name(name))
         else:
             tmp = scratch.new_name(self._staging)
         links = self._links_for(cache, tracked.output.path)
@@ -173,13 +173,14 @@ def copy_object(tracked: TrackedFile, tmp: str, links: list[str]) -> None:
         cache.set_exec(tmp)
 
 
-def _in_place_name(name: str) -> str:
-    """``.<name>.<pid>.<unique>.dvc-stream-tmp``: a hidden temporary name beside ``name``."""
+def in_place_name(name: str) -> str:
+    """``.<name>.<pid>.<unique>.dvc-stream-tmp``: a hidden temporary name beside ``name``, which
+    a start-up's reconcile skips and a later run can tell the writer of."""
     return f".{name}.{os.getpid()}.{uuid.uuid4().hex[:12]}{IN_PLACE_SUFFIX}"
 
 
 def _in_place_owner(name: str) -> str | None:
-    """The pid field of a name made by ``_in_place_name``; None for any other name."""
+    """The pid field of a name made by ``in_place_name``; None for any other name."""
     if not name.endswith(IN_PLACE_SUFFIX):
         return None
     parts = name.removesuffix(IN_PLACE_SUFFIX).rsplit(".", 2)

@@ -11,7 +11,8 @@ change: it is kept, with one warning naming it. Absent files stay absent. An out
 kind goes by the same rule: a file where the tracked version has a directory is removed like any
 file it lacks, and a directory where it has a file goes once no file is left in it. "The cache"
 is both of DVC 3's: ``files/md5`` and the root, where outputs DVC 2 wrote keep their objects
-(``md5-dos2unix``), so a switch between a version DVC 2 wrote and one DVC 3 wrote is one too.
+(``md5-dos2unix``), so a switch between a version DVC 2 wrote and one DVC 3 wrote is one too
+(``other_cache.py``: asked only for a file whose bytes are not in its output's own cache).
 
 Only the present files are walked, each looked up in the tracked tree and its md5 read from DVC's
 state database (hashed only when the state has no entry for it), so the cost follows the files
@@ -31,7 +32,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from contextlib import suppress
+from contextlib import closing, suppress
 from copy import copy
 from dataclasses import dataclass, field
 from functools import partial
@@ -39,6 +40,7 @@ from typing import TYPE_CHECKING
 
 from dvc_stream.errors import ManifestError
 from dvc_stream.workspace import checked, record, scratch
+from dvc_stream.workspace.other_cache import OtherCache
 from dvc_stream.workspace.placement import IN_PLACE_SUFFIX
 
 if TYPE_CHECKING:
@@ -54,7 +56,6 @@ logger = logging.getLogger(__name__)
 SCRATCH = "stream-reconcile"
 MAX_NAMED = 10  # unsaved files named one per line; the rest are counted
 OK, KEEP, REPLACE, REMOVE = "ok", "keep", "replace", "remove"
-_OTHER_CACHE = {"md5": "legacy", "md5-dos2unix": "local"}  # hash name -> the other cache
 
 
 @dataclass
@@ -80,7 +81,7 @@ def reconcile(repo: Repo, manifest: Manifest) -> Reconciled:
         if output is not None:
             _load_tree(rel, output)  # NOTE: may read the remote: not under the lock
     scratch.prepare(reconciler.staging)
-    with record.editing(repo.tmp_dir) as claims:
+    with record.editing(repo.tmp_dir) as claims, closing(reconciler.other):
         seen = checked.load(repo.tmp_dir)
         for rel, output in reconciler.pending(claims, seen).items():
             reconciler.settle(rel, output, claims, seen, done)
@@ -135,6 +136,7 @@ class _Reconciler:
         outputs = manifest.outputs.values() if manifest is not None else ()
         self.outputs = {self.rel(o.path): o for o in outputs}
         self.staging = os.path.join(repo.tmp_dir, SCRATCH)
+        self.other = OtherCache(repo)
 
     def rel(self, path: str) -> str:
         return os.path.relpath(path, self.root).replace(os.sep, "/")
@@ -200,11 +202,11 @@ class _Reconciler:
 
         entries = dict(self._present(output))
         md5s = _hashes(self.repo.state, list(entries), output.out.hash_name)
-        cache = output.out.cache
+        cache, other = output.out.cache, self.other.of(output.out.hash_name)
         saved, present, removed = [], 0, False
         for path, md5 in md5s.items():
             entry = entries[path]
-            elsewhere = partial(_in_other_cache, self.repo, output, path)
+            elsewhere = partial(self.other.holds, other, path)
             action = _decide(cache, entry, md5, elsewhere)
             if action == REPLACE and entry is not None and self._replace(path, output, *entry):
                 saved.append((path, HashInfo(output.out.hash_name, entry[0]), None))
@@ -284,22 +286,6 @@ def _decide(
     if entry is not None and cache.exists(entry[0]):
         return REPLACE
     return REMOVE  # NOTE: the tracked file, if any, is streamed on demand
-
-
-def _in_other_cache(repo: Repo, output: TrackedOutput, path: str) -> bool:
-    """Whether the bytes of ``path`` are in DVC 3's other md5 cache: the cache's root holds
-    DVC 2's objects (``md5-dos2unix``), ``files/md5`` DVC 3's. A file placed for a version that
-    one of them wrote is in the cache, read after a switch to a version the other wrote."""
-    from dvc_data.hashfile.hash import file_md5
-
-    other = _OTHER_CACHE.get(output.out.hash_name)
-    cache = getattr(repo.cache, other, None) if other else None
-    if cache is None:
-        return False
-    try:
-        return cache.exists(file_md5(path, name=cache.hash_name))
-    except OSError:
-        return False
 
 
 def _hashes(state, paths: list[str], name: str) -> dict[str, str]:

@@ -4,22 +4,29 @@ stage ``count`` over ``data/raw``; each test gets a fresh ``git clone`` of it (n
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dvc_stream.testing import Dataset, DvcRepo, make_repo
 from dvc_stream.testing.programs import last_json, md5, stream, write_script
 
+if TYPE_CHECKING:
+    from dvc_stream.workspace.reconcile import Reconciled
+
 __all__ = [
     "COUNT",
     "READ",
     "READ_OR_ERROR",
     "Origin",
+    "hashed",
     "last_json",
     "md5",
     "read_in_stream",
+    "start_up",
     "stream",
 ]
 
@@ -109,3 +116,31 @@ def read_in_stream(repo: DvcRepo, tmp_path, *paths: str) -> dict[str, str]:
     """Read ``paths`` under ``dvc stream``; their md5s."""
     script = write_script(tmp_path, "read.py", READ)
     return last_json(stream(repo, sys.executable, script, *paths))
+
+
+def start_up(repo: DvcRepo) -> Reconciled:
+    """What a ``dvc stream`` start-up reconciles, run in this process (see ``hashed``)."""
+    from dvc.repo import Repo
+
+    from dvc_stream.workspace.manifest import Manifest
+    from dvc_stream.workspace.reconcile import reconcile
+
+    with repo.environ(), Repo(str(repo.root)) as dvc_repo:
+        return reconcile(dvc_repo, Manifest.from_repo(dvc_repo))
+
+
+@pytest.fixture
+def hashed(monkeypatch) -> list[tuple[str, str]]:
+    """(real path, hash name) of each file dvc-data reads to hash in this process; dvc-data's
+    hashing itself runs unchanged."""
+    from dvc_data.hashfile import hash as hashing
+
+    calls: list[tuple[str, str]] = []
+    original = hashing.file_md5
+
+    def counted(fname, *args, **kwargs):
+        calls.append((os.path.realpath(fname), kwargs.get("name", hashing.DEFAULT_ALGORITHM)))
+        return original(fname, *args, **kwargs)
+
+    monkeypatch.setattr(hashing, "file_md5", counted)
+    return calls

@@ -22,7 +22,7 @@ import yaml
 from dvc_stream.testing import DvcRepo, make_repo
 from dvc_stream.testing.programs import last_json, md5, stream, write_script
 
-from .conftest import READ_OR_ERROR
+from .conftest import READ_OR_ERROR, start_up
 
 RAW, LABELS = "data/raw", "data/labels.csv"
 
@@ -254,6 +254,27 @@ def test_switch_between_a_dvc2_version_and_a_dvc3_one(clone, tmp_path):
     assert read(clone, tmp_path, *paths) == digests(MAIN_FILES, *paths)
     assert workspace(clone) == subset(MAIN_FILES, *paths)
     assert_unchanged(clone)
+
+
+def test_an_edit_kept_in_a_dvc2_output_is_hashed_at_one_start_up(clone, tmp_path, hashed):
+    """An edited file of a DVC 2 output is kept at every start-up that checks the output, after
+    asking ``files/md5`` (which holds DVC 3's objects) for it under DVC 3's md5: hashed for
+    that at the first, then remembered while the file is unchanged, as DVC's own hash is."""
+    clone.git("checkout", "-q", "v3")
+    clone.dvc("fetch", "-q", LABELS)  # NOTE: a DVC 3 object: `files/md5` holds objects
+    clone.git("checkout", "-q", "main")
+    edited = f"{RAW}/a.txt"
+    read(clone, tmp_path, edited)
+    (clone.root / edited).unlink()
+    (clone.root / edited).write_bytes(b"edited\r\nby hand\r\n")
+    path = str((clone.root / edited).resolve())
+    for rev in ("v2", "main"):
+        clone.git("checkout", "-q", rev)
+        hashed.clear()
+        assert start_up(clone).kept == [(edited, True)], rev
+        assert (clone.root / edited).read_bytes() == b"edited\r\nby hand\r\n"
+        names = sorted(name for hashed_path, name in hashed if hashed_path == path)
+        assert names == (["md5", "md5-dos2unix"] if rev == "v2" else []), rev
 
 
 def test_migrating_a_partial_dvc2_output_is_refused(clone, tmp_path):

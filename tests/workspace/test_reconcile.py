@@ -21,7 +21,7 @@ from dvc_stream.testing.programs import (
 )
 from dvc_stream.testing.repos import DvcRepo
 
-from .conftest import READ_OR_ERROR
+from .conftest import READ_OR_ERROR, start_up
 
 BLOBS = 6
 RAW = "data/raw"
@@ -142,6 +142,19 @@ def test_unsaved_change_is_kept_with_one_warning(clone):
     again = stream(repo, sys.executable, clone.script, CHANGED)
     assert last_json(again) == {CHANGED: md5(edited)}
     assert warnings(again) == []  # reconciled once, not at every run
+
+
+def test_an_edit_kept_is_not_hashed_for_an_empty_other_cache(clone, hashed):
+    """DVC 2 never wrote to this project: the cache's root holds no objects, so an edit is not
+    hashed with DVC 2's md5 to look for it there."""
+    repo = clone.repo
+    clone.read(CHANGED)
+    (repo.root / CHANGED).unlink()
+    (repo.root / CHANGED).write_bytes(b"my own blob\n")
+    clone.checkout("v2")
+    assert start_up(repo).kept == [(CHANGED, True)]
+    path = str((repo.root / CHANGED).resolve())
+    assert [name for hashed_path, name in hashed if hashed_path == path] == ["md5"]
 
 
 def test_file_the_new_version_lacks_is_removed(clone):
