@@ -96,7 +96,7 @@ def integration(session: nox.Session) -> None:
     """Real workloads: DataLoader workers, torchrun, a Jupyter kernel, Keras and tf.data under
     --mount, third-party readers."""
     session.install("-e", ".[tests,integration]")
-    session.run("pytest", "tests/integration", *session.posargs)
+    session.run("pytest", "tests/integration", "-n", "0", *session.posargs)
 
 
 @nox.session
