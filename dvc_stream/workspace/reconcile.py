@@ -24,7 +24,10 @@ link entry for the output (rewritten by every ``dvc checkout`` that changes it) 
 output with files present and neither is checked once, whoever filled it (``dvc pull``, a user).
 
 Outputs leave the record here when they are no longer tracked, and when a check finds every
-entry of the tracked tree present: DVC's usual meaning of an absent file then applies again.
+entry of the tracked tree present: DVC's usual meaning of an absent file then applies again. An
+incomplete output joins it when the check removed a file, or when an absent entry was never in
+the workspace (``_never_here``): a ``dvc pull`` of one version, then a ``git checkout`` of one
+that adds files, leaves those files "not fetched yet", and ``dvc add`` must keep them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from contextlib import closing, suppress
 from copy import copy
 from dataclasses import dataclass, field
 from functools import partial
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from dvc_stream.errors import ManifestError
@@ -55,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 SCRATCH = "stream-reconcile"
 MAX_NAMED = 10  # unsaved files named one per line; the rest are counted
+NEVER_HERE_CHECKS = 1000  # absent entries looked up in DVC's state database, at most
 OK, KEEP, REPLACE, REMOVE = "ok", "keep", "replace", "remove"
 
 
@@ -185,25 +190,45 @@ class _Reconciler:
             if claims.pop(rel, None) is not None:
                 done.released.append(rel)
             return
-        removed, complete = self._reconcile(output, done)
+        removed, present = self._reconcile(output, done)
+        complete = len(present) == (len(output.tree.files) if output.isdir else 1)
         logger.debug("checked '%s' against %s: complete=%s", rel, output.oid, complete)
         done.checked.append(rel)
         if complete:
             if claims.pop(rel, None) is not None:
                 done.released.append(rel)
-        elif removed or rel in claims:  # NOTE: what we removed is absent, not deleted
+        # NOTE: what we removed is absent, not deleted; and so is what was never here
+        elif removed or rel in claims or self._never_here(output, present):
             claims[rel] = record.Claim(rel, output.oid)
         seen[rel] = checked.Checked(output.oid, self._link(output))
 
-    def _reconcile(self, output: TrackedOutput, done: Reconciled) -> tuple[bool, bool]:
-        """Apply the overwrite rule to the present files; (removed any, every entry present)."""
+    def _never_here(self, output: TrackedOutput, present: set[str]) -> bool:
+        """Whether an absent entry of the tracked tree was never in this workspace, so that its
+        absence is "not fetched yet" (a file new in this version: a ``git checkout`` of a grown
+        dataset over a pulled one), not the user's deletion.
+
+        DVC's state database holds an entry for every path it checked out or hashed, and
+        placement saves one for every file it places; a path it has no entry for was never
+        here. Without that database, or when the first ``NEVER_HERE_CHECKS`` absent entries
+        were all here once (a user who deleted files), the absence keeps DVC's meaning.
+        """
+        hashes = getattr(self.repo.state, "hashes", None)
+        if hashes is None or not output.isdir:
+            return False
+        paths = (os.path.join(output.path, *relpath.split("/")) for relpath in output.tree.files)
+        absent = (path for path in paths if path not in present)
+        return any(hashes.get(path) is None for path in islice(absent, NEVER_HERE_CHECKS))
+
+    def _reconcile(self, output: TrackedOutput, done: Reconciled) -> tuple[bool, set[str]]:
+        """Apply the overwrite rule to the present files; (removed any, the paths of the
+        tracked entries present now)."""
         from dvc_data.hashfile.hash_info import HashInfo
         from dvc_objects.fs.local import localfs
 
         entries = dict(self._present(output))
         md5s = _hashes(self.repo.state, list(entries), output.out.hash_name)
         cache, other = output.out.cache, self.other.of(output.out.hash_name)
-        saved, present, removed = [], 0, False
+        saved, present, removed = [], set(), False
         for path, md5 in md5s.items():
             entry = entries[path]
             elsewhere = partial(self.other.holds, other, path)
@@ -218,12 +243,12 @@ class _Reconciler:
                 continue
             elif action == KEEP:
                 done.kept.append((self.rel(path), entry is not None))
-            present += entry is not None
+            if entry is not None:
+                present.add(path)
         self.repo.state.save_many(saved, localfs)
         if not output.isdir:
             _remove_empty_dirs(output.path)  # NOTE: a file that was a directory where placed
-        total = len(output.tree.files) if output.isdir else 1
-        return removed, present == total
+        return removed, present
 
     def _present(self, output: TrackedOutput) -> Iterator[tuple[str, tuple[str, bool] | None]]:
         """Every file present in the output, with its entry in the tracked version (None if it

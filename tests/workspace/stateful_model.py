@@ -46,7 +46,8 @@ class Model:
     """The clone as it must be. ``placed``: workspace files holding bytes the cache has (placed
     by a run or a pull, for any version); ``user``: files the user wrote (bytes in no cache);
     ``cache``: the md5s in the local cache; ``claimed``: ``data/raw`` is in the record of
-    partial outputs (a run placed files into it and no run found it whole since)."""
+    partial outputs (a run placed files into it and no run found it whole since); ``seen``:
+    every path that was ever in the workspace (DVC's state database has an entry for it)."""
 
     branch: str
     versions: dict[str, Version]
@@ -54,6 +55,7 @@ class Model:
     user: dict[str, bytes] = field(default_factory=dict)
     cache: set[str] = field(default_factory=set)
     claimed: bool = False
+    seen: set[str] = field(default_factory=set)
 
     @property
     def version(self) -> Version:
@@ -117,7 +119,8 @@ class Model:
     def reconcile(self) -> None:
         """A run's start-up, by DVC's overwrite rule: a placed file of another version is
         replaced from the cache (removed if the cache or the version lacks it); the user's stay.
-        A whole ``data/raw`` leaves the record; one that lost files is in it."""
+        A whole ``data/raw`` leaves the record; one that lost files is in it, and so is one that
+        lacks a file that was never here (new in this version: not fetched, not deleted)."""
         removed = False
         for path, data in list(self.placed.items()):
             tracked = self.tracked(path)
@@ -128,19 +131,26 @@ class Model:
             else:
                 del self.placed[path]
                 removed = removed or path.startswith(f"{RAW}/")
-        self.claimed = self.raw_partial() and (self.claimed or removed)
+        never_here = self.raw_present() and any(
+            f"{RAW}/{rel}" not in self.seen for rel in self.version.raw
+        )
+        self.claimed = self.raw_partial() and (self.claimed or removed or never_here)
 
     def read(self, path: str) -> None:
-        """A streamed read places a tracked file that is absent."""
+        """A streamed read places a tracked file that is absent; a present one it only reads
+        (the run places nothing, so it claims nothing: after a ``dvc pull`` the output stays
+        DVC's own)."""
         tracked = self.tracked(path)
-        if path not in self.user and tracked is not None:
+        if path not in self.user and tracked is not None and path not in self.placed:
             self.placed[path] = tracked
+            self.seen.add(path)
             self.cache.add(md5(tracked))
             self.claimed = self.claimed or path.startswith(f"{RAW}/")
 
     def write(self, path: str, data: bytes) -> None:
         self.placed.pop(path, None)
         self.user[path] = data
+        self.seen.add(path)
 
     def commit_raw(self, raw: dict[str, bytes]) -> None:
         """``data/raw.dvc`` now records ``raw``: the user's files in it are in the cache."""
@@ -168,6 +178,7 @@ class Model:
         self.fetched()
         self.placed = {f"{RAW}/{rel}": data for rel, data in self.version.raw.items()}
         self.placed[LABELS] = self.version.labels
+        self.seen.update(self.placed)
         self.user = {}
         self.claimed = False
 

@@ -110,6 +110,19 @@ def record(repo) -> dict[str, str]:
     return {k: v["oid"] for k, v in json.loads(path.read_text())["outputs"].items()}
 
 
+def recorded_tree(repo) -> dict[str, str]:
+    """relpath -> md5 of the tree ``data/raw.dvc`` records (its ``.dir`` is in the cache)."""
+    oid = _oid(repo, RAW)
+    path = repo.root / ".dvc/cache/files/md5" / oid[:2] / oid[2:]
+    return {entry["relpath"]: entry["md5"] for entry in json.loads(path.read_text())}
+
+
+def tree_of(files: dict[str, bytes]) -> dict[str, str]:
+    """relpath -> md5 of the files of ``data/raw`` among ``files`` (path -> bytes)."""
+    prefix = f"{RAW}/"
+    return {p.removeprefix(prefix): md5(d) for p, d in files.items() if p.startswith(prefix)}
+
+
 def warnings(proc) -> list[str]:
     return [line for line in proc.stderr.splitlines() if line.startswith("WARNING:")]
 
@@ -355,3 +368,63 @@ def test_dvc_checkout_across_a_change_of_kind(kinds_clone):
     assert repo.tracked_files("data/y") == {"a": main["data/y/a"]}  # b: never fetched, absent
     assert repo.dvc("status", "-q", check=False).returncode == 0
     assert clone.read("data/y/b") == digests(main, "data/y/b")
+
+
+def test_add_after_a_switch_without_a_run_keeps_the_new_versions_absent_files(clone):
+    """Found by the long stateful run: after `git checkout v2` and no run since, `dvc add` of
+    the partial output recorded v2's files that were never placed as deleted."""
+    repo = clone.repo
+    clone.read(SAME)
+    clone.checkout("v2")
+    edited = b"edited after the switch\n"
+    (repo.root / SAME).unlink()
+    (repo.root / SAME).write_bytes(edited)
+    repo.dvc("add", "-q", RAW)
+    assert recorded_tree(repo) == tree_of({**clone.v2, SAME: edited})
+
+
+@pytest.fixture(scope="module")
+def grown(tmp_path_factory, moto_server):
+    """An origin whose ``v2`` only adds ADDED to ``main``'s ``data/raw`` (a growing dataset)."""
+    from dvc_stream.testing import make_repo
+
+    origin = make_repo(tmp_path_factory.mktemp("grown") / "origin", moto_server)
+    main = _write(origin, "main", [f"blob_{i:04d}.bin" for i in range(BLOBS)])
+    _track(origin, "main data")
+    origin.git("checkout", "-q", "-b", "v2")
+    v2 = {**main, **_write(origin, "v2", ["blob_0100.bin"])}
+    (origin.root / LABELS).write_bytes(main[LABELS])
+    v2[LABELS] = main[LABELS]
+    _track(origin, "v2 data")
+    origin.git("checkout", "-q", "main")
+    return origin, main, v2
+
+
+def test_a_pulled_output_switched_to_a_grown_version_keeps_its_new_files(
+    grown, tmp_path, monkeypatch
+):
+    """`dvc pull` on main, `git checkout v2` (which only adds ADDED), a run that reads
+    another file: `dvc add` must record ADDED, which the run showed and never placed."""
+    clone = _fresh_clone(*grown, tmp_path, monkeypatch)
+    repo = clone.repo
+    repo.dvc("pull", "-q")
+    clone.checkout("v2")
+    assert clone.read(SAME) == digests(clone.v2, SAME)
+    edited = b"edited after the switch\n"
+    (repo.root / SAME).unlink()
+    (repo.root / SAME).write_bytes(edited)
+    repo.dvc("add", "-q", RAW)
+    assert recorded_tree(repo) == tree_of({**clone.v2, SAME: edited})
+
+
+def test_a_file_deleted_from_a_pulled_output_is_a_deletion(grown, tmp_path, monkeypatch):
+    """The rule above stops at files that were here once: a file deleted from a pulled output
+    is recorded as deleted by `dvc add`, as DVC records it, after a run as without one."""
+    clone = _fresh_clone(*grown, tmp_path, monkeypatch)
+    repo = clone.repo
+    clone.checkout("v2")
+    repo.dvc("pull", "-q")
+    (repo.root / SAME).unlink()
+    assert clone.read(ADDED) == digests(clone.v2, ADDED)
+    repo.dvc("add", "-q", RAW)
+    assert recorded_tree(repo) == tree_of({p: d for p, d in clone.v2.items() if p != SAME})
