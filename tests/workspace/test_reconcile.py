@@ -428,3 +428,14 @@ def test_a_file_deleted_from_a_pulled_output_is_a_deletion(grown, tmp_path, monk
     assert clone.read(ADDED) == digests(clone.v2, ADDED)
     repo.dvc("add", "-q", RAW)
     assert recorded_tree(repo) == tree_of({p: d for p, d in clone.v2.items() if p != SAME})
+
+
+def test_a_granular_pull_leaves_the_rest_not_fetched(clone):
+    """`dvc pull` of one file of the output, a run that reads only that one (it places
+    nothing): `dvc add` keeps every file the pull did not bring, never in the workspace."""
+    repo = clone.repo
+    repo.dvc("pull", "-q", SAME)
+    assert clone.read(SAME) == digests(clone.main, SAME)
+    (repo.root / "data/raw/new.bin").write_bytes(b"new\n")
+    repo.dvc("add", "-q", RAW)
+    assert recorded_tree(repo) == tree_of({**clone.main, f"{RAW}/new.bin": b"new\n"})
