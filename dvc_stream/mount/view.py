@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+NO_OPEN_SUPPORT = 1 << 17  # libfuse 3's FUSE_CAP_NO_OPEN_SUPPORT
 
 
 def _from_this_process(fuse: ModuleType) -> bool:
@@ -88,6 +89,11 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
             self._opened: dict[str, str] = {}  # workspace path -> cached object, once fetched
             # NOTE: the tracked tree does not change during a run: its attributes are kept.
             self._tracked_attrs: dict[str, dict[str, Any]] = {}
+            self._kernel_opens = False  # set at init if the kernel takes opens on itself
+
+        @overrides(ops)
+        def init_with_config(self, conn_info: Any, config_3: Any) -> None:
+            self._kernel_opens = _zero_message_opens(fuse, conn_info)
 
         def _abs(self, path: str) -> str:
             return self.root if path == "/" else os.path.join(self.root, path[1:])
@@ -124,6 +130,16 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
         def open(self, path: str, flags: int) -> int:
             if flags & WRITE_FLAGS:
                 raise FuseOSError(errno.EROFS)
+            if self._kernel_opens:
+                # NOTE: the kernel then opens every file of the view itself: no open, flush or
+                # release upcall per file, and the page cache kept across opens (the view's
+                # content cannot change). A first read pays the lookup and the read only.
+                raise FuseOSError(errno.ENOSYS)
+            return self._source(path)
+
+        def _source(self, path: str) -> int:
+            """An fd of what ``path`` shows: the workspace file, else the cached object (fetched
+            on first use)."""
             try:
                 return os.open(_rel(path), os.O_RDONLY, dir_fd=dir_fd)
             except (FileNotFoundError, NotADirectoryError):
@@ -140,11 +156,20 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
 
         @overrides(ops)
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-            return os.pread(fh, size, offset)
+            if not self._kernel_opens:
+                return os.pread(fh, size, offset)
+            fd = self._source(path)
+            try:
+                return os.pread(fd, size, offset)
+            finally:
+                os.close(fd)
 
         @overrides(ops)
         def release(self, path: str, fh: int) -> int:
-            os.close(fh)
+            # NOTE: with kernel opens, only the file whose open answered ENOSYS is released,
+            # with no handle of ours (fh 0).
+            if not self._kernel_opens:
+                os.close(fh)
             return 0
 
         @overrides(ops)
@@ -190,6 +215,16 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
             raise FuseOSError(errno.EROFS)
 
     return TreeView()
+
+
+def _zero_message_opens(fuse: ModuleType, conn_info: Any) -> bool:
+    # NOTE: Linux 4.14+ (FUSE_CAP_NO_OPEN_SUPPORT in libfuse 3): an open answered with ENOSYS
+    # succeeds, and the kernel sends no more opens. Elsewhere ENOSYS would fail every open.
+    return (
+        fuse.fuse_version_major == 3
+        and conn_info is not None
+        and bool(conn_info.capable & NO_OPEN_SUPPORT)
+    )
 
 
 def _reported(call: Callable[[str], T], path: str) -> T:

@@ -131,6 +131,24 @@ def test_numpy_fromfile(images, tmp_path):
     assert got == {f"{DATA}/{rel}": dataset.files[rel].hex() for rel in chosen}
 
 
+def test_a_file_opened_but_never_read_is_not_downloaded(images, tmp_path):
+    # the kernel opens the view's files itself (no open upcall): bytes are fetched at the
+    # first read, so a program that opens a file to check it can be opened downloads nothing
+    repo, dataset = images
+    stats_file = tmp_path / "stats.json"
+    opened, read = sorted(dataset.files)[:2]
+    proc = shell(
+        repo,
+        f": < {DATA}/{opened} && : < {DATA}/{opened} && echo opened && "
+        f"cat {DATA}/{read} > {tmp_path}/out",
+        options=("--prefetch", "none", "--stats", str(stats_file)),
+    )
+    assert proc.stdout == "opened\n"
+    assert (tmp_path / "out").read_bytes() == dataset.files[read]
+    assert read_stats(stats_file)["demand_files"] == 1
+    assert repo.tracked_files(DATA) == {read: dataset.files[read]}
+
+
 def test_concurrent_readers_fetch_each_object_once(images, tmp_path):
     repo, dataset = images
     stats_file = tmp_path / "stats.json"
