@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterator
 
     from dvc.repo import Repo
-    from dvc_data.hashfile.db import HashFileDB
 
     from dvc_stream.workspace.manifest import TrackedFile, TrackedOutput
     from dvc_stream.workspace.summary import Incomplete
@@ -87,7 +86,6 @@ class Broker:
         self._placement_lock = threading.Lock()
         self._deferred: dict[str, TrackedFile] | None = None  # see placement_deferred()
         self._shadowed: dict[str, int] = {}  # see shadow()
-        self._caches: dict[str, HashFileDB] = {}  # output path -> its cache
         self._closed = False
         self.incomplete: list[Incomplete] = []  # directories left partial; set by close()
         self.c_readers = CReaders()
@@ -225,18 +223,11 @@ class Broker:
         return ObjectRef(
             oid=tracked.oid,
             hash_name=out.hash_name,
-            cache=self._cache_of(output),
+            cache=output.cache,
             remote=store,
             remote_name=source.name,
             display=_relative(tracked.path, self.manifest.root),
         )
-
-    def _cache_of(self, output: TrackedOutput) -> HashFileDB:
-        # NOTE: DVC's Output.cache checks the output's path against the repo's each time.
-        cache = self._caches.get(output.path)
-        if cache is None:
-            cache = self._caches[output.path] = output.out.cache
-        return cache
 
     def place_fetched(self, tracked: TrackedFile) -> None:
         """Put a prefetched object in the workspace; called on a fetch worker."""

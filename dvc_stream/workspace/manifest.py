@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from dvc.output import Output
     from dvc.repo import Repo
+    from dvc_data.hashfile.db import HashFileDB
 
     from dvc_stream.workspace.trees import TreeEntry
 
@@ -91,6 +92,15 @@ class TrackedOutput:
     )
     _tree: DirTree | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _cache: HashFileDB | None = field(default=None, repr=False)
+
+    @property
+    def cache(self) -> HashFileDB:
+        """The output's cache. NOTE: DVC's ``Output.cache`` checks the output's path against
+        the repository's at every call (about 30 us): once per output is enough."""
+        if self._cache is None:
+            self._cache = self.out.cache
+        return self._cache
 
     @property
     def tree(self) -> DirTree:

@@ -53,6 +53,9 @@ class Placer:
         self._staging = os.path.join(repo.tmp_dir, "stream-place")
         self._in_place: set[str] = set()  # outputs a link from the staging dir cannot reach
         self._in_place_dirs: set[str] = set()  # directories listed in our record
+        # NOTE: two realpaths per file were a third of placing a small file; a directory is
+        # checked at its first file (a symlink made into an output meanwhile is not seen).
+        self._inside: set[str] = set()  # directories checked to be inside their output
         self._record = os.path.join(self._staging, f"{os.getpid()}.{IN_PLACE_RECORD}")
         scratch.prepare(self._staging, on_stale=_remove_in_place_files)
 
@@ -65,11 +68,12 @@ class Placer:
         dest = tracked.path
         if os.path.lexists(dest):
             return False
-        cache = tracked.output.out.cache
+        cache = tracked.output.cache
         parent, name = os.path.split(dest)
         os.makedirs(parent, exist_ok=True)
-        if tracked.output.isdir:
+        if tracked.output.isdir and parent not in self._inside:
             _check_inside(parent, tracked.output.path)
+            self._inside.add(parent)
         output = tracked.output.path
         if output in self._in_place:
             self._record_in_place_dir(parent)
@@ -153,7 +157,7 @@ def copy_object(tracked: TrackedFile, tmp: str, links: list[str]) -> None:
     from dvc_objects.fs import generic
     from dvc_objects.fs.local import localfs
 
-    cache = tracked.output.out.cache
+    cache = tracked.output.cache
     source = cache.oid_to_path(tracked.oid)
     size = cache_objects.whole_size(cache, tracked.oid)
     if size is None:

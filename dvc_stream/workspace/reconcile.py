@@ -227,7 +227,7 @@ class _Reconciler:
 
         entries = dict(self._present(output))
         md5s = _hashes(self.repo.state, list(entries), output.out.hash_name)
-        cache, other = output.out.cache, self.other.of(output.out.hash_name)
+        cache, other = output.cache, self.other.of(output.out.hash_name)
         saved, present, removed = [], set(), False
         for path, md5 in md5s.items():
             entry = entries[path]
@@ -275,7 +275,7 @@ class _Reconciler:
         from dvc_objects.fs import generic
         from dvc_objects.fs.local import localfs
 
-        cache = output.out.cache
+        cache = output.cache
         tmp = scratch.new_name(self.staging)
         try:
             links = copy(cache.cache_types)

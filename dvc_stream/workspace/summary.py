@@ -60,7 +60,7 @@ def _check(root: str, output: TrackedOutput) -> Incomplete | None:
     absent = [md5 for rel, (md5, _x) in files.items() if not _lexists(output.path, rel)]
     if not absent:
         return None
-    cache = output.out.cache
+    cache = output.cache
     cached = all(os.path.exists(cache.oid_to_path(md5)) for md5 in absent)
     rel = os.path.relpath(output.path, root).replace(os.sep, "/")
     return Incomplete(rel, len(absent), len(files), cached)
