@@ -86,7 +86,7 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
 
         def __init__(self) -> None:
             self.root = output.path
-            self._opened: dict[str, str] = {}  # workspace path -> cached object, once fetched
+            self._opened: dict[str, str] = {}  # view path -> cached object, once fetched
             # NOTE: the tracked tree does not change during a run: its attributes are kept.
             self._tracked_attrs: dict[str, dict[str, Any]] = {}
             self._kernel_opens = False  # set at init if the kernel takes opens on itself
@@ -140,18 +140,24 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
         def _source(self, path: str) -> int:
             """An fd of what ``path`` shows: the workspace file, else the cached object (fetched
             on first use)."""
+            cached = self._opened.get(path)
+            if cached is not None:
+                # NOTE: not in the workspace at its first read, nor since: the mount hides the
+                # directory from every writer, and this run's placement waits for the unmount.
+                return os.open(cached, os.O_RDONLY)
             try:
                 return os.open(_rel(path), os.O_RDONLY, dir_fd=dir_fd)
             except (FileNotFoundError, NotADirectoryError):
                 pass
             if _from_this_process(fuse):
                 raise FuseOSError(errno.ENOENT)
-            return os.open(self._cached(self._abs(path)), os.O_RDONLY)
+            return os.open(self._cached(path), os.O_RDONLY)
 
         def _cached(self, path: str) -> str:
             found = self._opened.get(path)
             if found is None:
-                found = self._opened.setdefault(path, _reported(broker.fetch_to_cache, path))
+                fetched = _reported(broker.fetch_to_cache, self._abs(path))
+                found = self._opened.setdefault(path, fetched)
             return found
 
         @overrides(ops)
