@@ -334,7 +334,14 @@ class Broker:
         from dvc_stream.workspace import summary
 
         root = os.path.abspath(self.repo.root_dir)
-        self.incomplete = summary.incomplete(root, self.placer.placed_outputs.values())
+        # NOTE: with the outputs this run's start entered in the record (a version switch
+        # left them incomplete), even if it placed nothing into them.
+        outputs = dict(self.placer.placed_outputs)
+        for rel in self.reconciled.claimed:
+            path = os.path.join(root, *rel.split("/"))
+            if path in self.manifest.outputs:
+                outputs.setdefault(path, self.manifest.outputs[path])
+        self.incomplete = summary.incomplete(root, outputs.values())
 
 
 def _relative(path: str, root: str) -> str:

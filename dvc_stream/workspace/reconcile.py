@@ -72,6 +72,7 @@ class Reconciled:
     removed: list[str] = field(default_factory=list)
     kept: list[tuple[str, bool]] = field(default_factory=list)  # (file, tracked now)
     released: list[str] = field(default_factory=list)  # outputs that left the record
+    claimed: list[str] = field(default_factory=list)  # outputs that entered it
 
 
 def reconcile(repo: Repo, manifest: Manifest) -> Reconciled:
@@ -199,6 +200,8 @@ class _Reconciler:
                 done.released.append(rel)
         # NOTE: what we removed is absent, not deleted; and so is what was never here
         elif removed or rel in claims or self._never_here(output, present):
+            if rel not in claims:
+                done.claimed.append(rel)
             claims[rel] = record.Claim(rel, output.oid)
         seen[rel] = checked.Checked(output.oid, self._link(output))
 
