@@ -237,3 +237,22 @@ def test_a_failed_fetch_is_an_eio_and_dvc_says_why(fuse, dvc_repo, moto_server, 
     assert f"failed to fetch '{DATA}/{lost}' from remote 'storage'" in proc.stderr
     assert (tmp_path / "kept").read_bytes() == dataset.files[kept]
     assert mounts_under(dvc_repo.root) == []
+
+
+def test_a_large_cached_file_read_through_the_mount_counts_once(fuse, dvc_repo, tmp_path):
+    # the kernel reads a large file in several requests at once (readahead): one file served
+    # from the cache, whatever the number of reads
+    dataset = dvc_repo.make_dataset(DATA, nfiles=2, size=4 * 1024 * 1024, depth=0)
+    dvc_repo.wipe()
+    dvc_repo.dvc("fetch", "-q")
+    stats_file = tmp_path / "stats.json"
+    shell(
+        dvc_repo,
+        f"cat {DATA}/* > {tmp_path}/out",
+        options=("--prefetch", "none", "--stats", str(stats_file)),
+    )
+    assert (tmp_path / "out").read_bytes() == b"".join(
+        dataset.files[rel] for rel in sorted(dataset.files)
+    )
+    stats = read_stats(stats_file)
+    assert (stats["cached_files"], stats["demand_files"]) == (2, 0)
