@@ -154,11 +154,9 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
             return os.open(self._cached(path), os.O_RDONLY)
 
         def _cached(self, path: str) -> str:
-            found = self._opened.get(path)
-            if found is None:
-                fetched = _reported(broker.fetch_to_cache, self._abs(path))
-                found = self._opened.setdefault(path, fetched)
-            return found
+            """Fetch ``path`` into the cache (``_source`` found it in neither place)."""
+            fetched = _reported(broker.fetch_to_cache, self._abs(path))
+            return self._opened.setdefault(path, fetched)
 
         @overrides(ops)
         def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
