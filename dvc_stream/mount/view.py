@@ -26,12 +26,31 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 NO_OPEN_SUPPORT = 1 << 17  # libfuse 3's FUSE_CAP_NO_OPEN_SUPPORT
 
 
-def _from_this_process(fuse: ModuleType) -> bool:
-    # NOTE: the broker's own checks for workspace files (prefetcher, materialize) must see the
-    # real directory, not the view. The kernel names the calling thread, which is one of ours
-    # if /proc/self/task lists it.
-    pid = fuse.fuse_get_context()[2]
-    return pid == os.getpid() or os.path.exists(f"/proc/self/task/{pid}")
+class _Callers:
+    """Whether the thread behind a request is one of this process's.
+
+    The broker's own checks for workspace files (prefetcher, materialize) must see the real
+    directory, not the view. The kernel names the calling thread, which is one of ours if
+    /proc/self/task lists it. A lookup in /proc costs as much as the rest of a request, so the
+    threads found to be others' are remembered: every reader's request asks. Ours are not (they
+    rarely ask): a thread id of ours that ended could, once the kernel's pid range wraps, come
+    back as a reader's, which must see the tracked tree. (The other way round does no harm: our
+    threads look at the hidden directory through its fd, ``Broker.present``.)
+    """
+
+    def __init__(self, fuse: ModuleType) -> None:
+        self._context = fuse.fuse_get_context
+        self._pid = os.getpid()
+        self._others: set[int] = set()
+
+    def ours(self) -> bool:
+        tid = self._context()[2]
+        if tid in self._others:
+            return False
+        if tid == self._pid or os.path.exists(f"/proc/self/task/{tid}"):
+            return True
+        self._others.add(tid)
+        return False
 
 
 def _stat_attrs(st: os.stat_result) -> dict[str, Any]:
@@ -87,8 +106,12 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
         def __init__(self) -> None:
             self.root = output.path
             self._opened: dict[str, str] = {}  # view path -> cached object, once fetched
-            # NOTE: the tracked tree does not change during a run: its attributes are kept.
+            # NOTE: the tracked tree does not change during a run: its attributes are kept, for
+            # the files that were not in the workspace at their lookup (nor since: the mount
+            # hides the directory from every writer, and this run's placement waits for the
+            # unmount).
             self._tracked_attrs: dict[str, dict[str, Any]] = {}
+            self._callers = _Callers(fuse)
             self._kernel_opens = False  # set at init if the kernel takes opens on itself
 
         @overrides(ops)
@@ -109,7 +132,7 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
             st = self._local_stat(_rel(path))
             if st is not None:
                 return _stat_attrs(st)
-            if _from_this_process(fuse):
+            if self._callers.ours():
                 raise FuseOSError(errno.ENOENT)
             attrs = self._tracked_attrs.get(path)
             if attrs is None:
@@ -142,15 +165,14 @@ def make_view(fuse: ModuleType, broker: Broker, output: TrackedOutput, dir_fd: i
             on first use)."""
             cached = self._opened.get(path)
             if cached is not None:
-                # NOTE: not in the workspace at its first read, nor since: the mount hides the
-                # directory from every writer, and this run's placement waits for the unmount.
                 return os.open(cached, os.O_RDONLY)
-            try:
-                return os.open(_rel(path), os.O_RDONLY, dir_fd=dir_fd)
-            except (FileNotFoundError, NotADirectoryError):
-                pass
-            if _from_this_process(fuse):
-                raise FuseOSError(errno.ENOENT)
+            if path not in self._tracked_attrs:
+                try:
+                    return os.open(_rel(path), os.O_RDONLY, dir_fd=dir_fd)
+                except (FileNotFoundError, NotADirectoryError):
+                    pass
+                if self._callers.ours():
+                    raise FuseOSError(errno.ENOENT)
             return os.open(self._cached(path), os.O_RDONLY)
 
         def _cached(self, path: str) -> str:

@@ -130,11 +130,12 @@ class Readahead:
         return state.reads
 
     def _dir(self, tracked: TrackedFile) -> DirFill:
-        key = (tracked.output.path, tracked.reldir)
+        reldir = tracked.reldir
+        key = (tracked.output.path, reldir)
         fill = self._dirs.get(key)
         if fill is None:
             name = os.path.basename(tracked.path)
-            fill = self._dirs[key] = DirFill(tracked.output, tracked.reldir, name)
+            fill = self._dirs[key] = DirFill(tracked.output, reldir, name)
         return fill
 
     def _drop_credit(self, output: TrackedOutput) -> None:

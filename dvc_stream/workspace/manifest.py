@@ -42,9 +42,12 @@ class TrackedFile:
 
     @property
     def reldir(self) -> str:
-        """The posix directory of this file inside its output ("" at the top)."""
-        rel = os.path.relpath(os.path.dirname(self.path), self.output.path)
-        return "" if rel == os.curdir else rel.replace(os.sep, "/")
+        """The posix directory of this file inside its output ("" at the top, and for a file
+        output)."""
+        # NOTE: ``path`` is the output's path joined with the file's relpath (see
+        # ``TrackedOutput.file``); os.path.relpath would cost as much as the rest of a read.
+        parent = os.path.dirname(self.path)
+        return parent[len(self.output.path) + 1 :].replace(os.sep, "/")
 
 
 @dataclass
@@ -213,12 +216,15 @@ class Manifest:
         return cls(outputs, os.path.abspath(repo.root_dir), skipped)
 
     def owner(self, path: str) -> tuple[TrackedOutput, str] | None:
-        """The output that contains ``path`` and the posix relpath inside it."""
+        """The output that contains ``path`` (absolute and normalized) and the posix relpath
+        inside it."""
         probe = path
         while True:
             output = self.outputs.get(probe)
             if output is not None:
-                rel = os.path.relpath(path, probe) if probe != path else ""
+                # NOTE: ``probe`` is ``path`` less its last components (os.path.relpath would
+                # cost as much as the rest of a lookup).
+                rel = path[len(probe) + 1 :] if probe != path else ""
                 return output, rel.replace(os.sep, "/")
             parent = os.path.dirname(probe)
             if parent == probe or len(parent) < len(self.root):
