@@ -18,11 +18,12 @@ class ManifestError(DvcStreamError):
 class FetchError(DvcStreamError):
     """An object could not be fetched from its remote."""
 
-    def __init__(self, path: str, remote: str, reason: str):
+    def __init__(self, path: str, remote: str | None, reason: str):
         self.path = path
-        self.remote = remote
+        self.remote = remote  # None: there is none to fetch from
         self.reason = reason
-        super().__init__(f"failed to fetch '{path}' from remote '{remote}': {reason}")
+        where = f" from remote '{remote}'" if remote is not None else ""
+        super().__init__(f"failed to fetch '{path}'{where}: {reason}")
 
 
 class BrokerError(DvcStreamError):

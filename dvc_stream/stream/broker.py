@@ -8,6 +8,7 @@ implements ``hooks.resolver.Resolver``.
 from __future__ import annotations
 
 import errno
+import functools
 import logging
 import os
 import threading
@@ -22,7 +23,7 @@ from dvc_stream.stream.fetcher import BACKGROUND, DEMAND, HINT, Fetcher, ObjectR
 from dvc_stream.stream.object_sizes import SizeIndex
 from dvc_stream.stream.policy import budget_from_env, policy_from_env
 from dvc_stream.stream.prefetcher import Prefetcher
-from dvc_stream.stream.remotes import Remotes, jobs_for_latency, pull_jobs
+from dvc_stream.stream.remotes import Remotes, RemoteUnreachable, jobs_for_latency, pull_jobs
 from dvc_stream.stream.sources import Sources
 from dvc_stream.stream.stats import Stats
 from dvc_stream.workspace import cache_objects
@@ -91,11 +92,25 @@ class Broker:
         self.c_readers = CReaders()
 
     def _default_jobs(self) -> int:
+        """As many downloads at once as the remote's round trip calls for.
+
+        A remote that is not set, or does not answer, fails only the files it must send: those
+        already in the cache are served, as ``dvc checkout`` places them.
+        """
+        from dvc.config import NoRemoteError
+
         outputs = [o for o in self.manifest.outputs.values() if self.sources.reads_remote(o)]
         if not outputs:
             return pull_jobs()
         first = outputs[0]
-        rtt = self.remotes.round_trip(first.remote, first.out.hash_name, first.oid)
+        try:
+            rtt = self.remotes.round_trip(first.remote, first.out.hash_name, first.oid)
+        except NoRemoteError:
+            logger.debug("no remote is set: only the files in the cache can be read")
+            return pull_jobs()
+        except RemoteUnreachable as exc:
+            logger.warning("%s; only the files in the cache can be read", exc)
+            return pull_jobs()
         return jobs_for_latency(rtt)
 
     # -- Resolver -------------------------------------------------------------------------
@@ -216,7 +231,6 @@ class Broker:
         out = output.out
         try:
             source = self.sources.of(output)
-            store = source.store(tracked)
         except ManifestError as exc:
             self._warn_once(exc)
             raise OSError(errno.EIO, f"dvc stream: {exc}", tracked.path) from None
@@ -224,7 +238,7 @@ class Broker:
             oid=tracked.oid,
             hash_name=out.hash_name,
             cache=output.cache,
-            remote=store,
+            open_remote=functools.partial(source.store, tracked),
             remote_name=source.name,
             display=_relative(tracked.path, self.manifest.root),
         )

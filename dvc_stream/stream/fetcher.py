@@ -43,18 +43,40 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 DEMAND, HINT, BACKGROUND = 0, 1, 2
+NO_REMOTE = "it is not in the cache and no remote is set"
 
 
 @dataclass(frozen=True)
 class ObjectRef:
-    """One object to fetch: its id, where it lives, where it goes, and what to call it."""
+    """One object to fetch: its id, where it goes, where it lives, and what to call it.
+
+    Where it lives is opened when it is first needed (a download, a size), not before: an object
+    already in the cache is served without its remote, which may be unset or out of reach (a
+    project with no remote, a laptop offline), as ``dvc checkout`` serves it.
+    """
 
     oid: str
     hash_name: str
     cache: HashFileDB = field(compare=False, repr=False)
-    remote: HashFileDB = field(compare=False, repr=False)
+    open_remote: Callable[[], HashFileDB] = field(compare=False, repr=False)
     remote_name: str = field(compare=False)
     display: str = field(compare=False)  # the workspace path, for messages
+
+    @functools.cached_property
+    def remote(self) -> HashFileDB:
+        """The store the object is read from; a FetchError naming the file if it cannot be
+        opened."""
+        from dvc.config import NoRemoteError
+
+        try:
+            return self.open_remote()
+        except FetchError:
+            raise
+        except NoRemoteError:
+            # NOTE: DVC's own text spans lines, on how to add one.
+            raise FetchError(self.display, None, NO_REMOTE) from None
+        except Exception as exc:
+            raise FetchError(self.display, self.remote_name, str(exc) or repr(exc)) from exc
 
     @property
     def cache_path(self) -> str:
@@ -181,7 +203,7 @@ class Fetcher:
         tmp = scratch.new_name(self.tmp_dir, f"{ref.oid}.")
         try:
             download = self._download(job, tmp)
-        except BaseException as exc:  # the thread pool is shut down: we are closing
+        except BaseException as exc:  # its remote cannot be opened, or we are closing
             download = Future()
             download.set_exception(exc)
         job.download = download

@@ -61,6 +61,9 @@ class SizeIndex:
         return self._sizes[tracked.oid]
 
     def _fill(self, refs: list[ObjectRef]) -> None:
+        """Learn the sizes of ``refs``; only the first one's failure is raised: the others are
+        its siblings, asked for in passing."""
+        asked = refs[0]
         remote_refs = []
         for ref in refs:
             if ref.oid in self._sizes:
@@ -77,9 +80,15 @@ class SizeIndex:
         # several outputs of its source, each with its own.
         by_store: dict[int, list[ObjectRef]] = {}
         for ref in unique:
-            by_store.setdefault(id(ref.remote), []).append(ref)
+            try:
+                store = ref.remote
+            except FetchError:
+                if ref is asked:
+                    raise
+                continue  # NOTE: a sibling whose remote cannot be opened: its own stat says so
+            by_store.setdefault(id(store), []).append(ref)
         for refs in by_store.values():
-            self._fill_from_store(refs, asked=unique[0])
+            self._fill_from_store(refs, asked=asked)
 
     def _fill_from_store(self, refs: list[ObjectRef], asked: ObjectRef) -> None:
         if remote_listing.listable(refs[0].remote):

@@ -39,6 +39,10 @@ MAX_JOBS = 128
 ROUND_TRIP_PROBES = 3
 
 
+class RemoteUnreachable(DvcStreamError):
+    """The remote did not answer the round-trip probe."""
+
+
 def pull_jobs() -> int:
     """What ``dvc pull`` runs at once by default: dvc-objects' ``4 * cpu_count``."""
     return 4 * (os.cpu_count() or 1)
@@ -51,6 +55,10 @@ def jobs_for_latency(rtt_seconds: float) -> int:
 
 class Remotes:
     def __init__(self, repo: Repo, override: str | None, jobs: int | None = None):
+        if override:
+            from dvc.fs import get_fs_config
+
+            get_fs_config(repo.config, name=override)  # NOTE: DVC's error if it does not exist
         self.repo = repo
         self.override = override
         self.pool_size = max(jobs or 0, MAX_JOBS)
@@ -84,7 +92,7 @@ class Remotes:
             return min(_timed(odb.fs.exists, probe_path) for _ in range(ROUND_TRIP_PROBES))
         except Exception as exc:
             name = self.name_for(output_remote)
-            raise DvcStreamError(f"remote '{name}' is unreachable: {exc}") from exc
+            raise RemoteUnreachable(f"remote '{name}' is unreachable: {exc}") from exc
 
 
 def _timed(func: Callable[[str], object], arg: str) -> float:

@@ -101,7 +101,12 @@ class RemoteSource(Source):
         return self._remotes.odb(self._remote, self._hash_name)
 
     def entries(self, output: TrackedOutput) -> list[TreeEntry]:
-        odb = None if output.out.cache.exists(output.oid) else self.store()
+        from dvc.config import NoRemoteError
+
+        try:
+            odb = None if output.out.cache.exists(output.oid) else self.store()
+        except NoRemoteError:
+            odb = None  # NOTE: loading the tree says so, naming the output
         return load_entries(output.out, output.remote, odb=odb)
 
 

@@ -256,3 +256,33 @@ def test_a_large_cached_file_read_through_the_mount_counts_once(fuse, dvc_repo, 
     )
     stats = read_stats(stats_file)
     assert (stats["cached_files"], stats["demand_files"]) == (2, 0)
+
+
+def test_without_a_remote_the_cache_is_served_and_only_an_absent_object_fails(
+    fuse, dvc_repo, tmp_path
+):
+    dataset = dvc_repo.make_dataset(DATA, nfiles=4, size=100, depth=0)
+    shutil.rmtree(dvc_repo.root / DATA)
+    dvc_repo.dvc("remote", "remove", dvc_repo.remote_name)
+    absent, *present = sorted(dataset.files)
+    oid = md5(dataset.files[absent])
+    (dvc_repo.root / ".dvc" / "cache" / "files" / "md5" / oid[:2] / oid[2:]).unlink()
+    stats_file = tmp_path / "stats.json"
+    proc = shell(
+        dvc_repo,
+        f"cd {DATA} && md5sum {' '.join(present)} > {tmp_path}/sums; cat {absent}",
+        options=("--prefetch", "none", "--stats", str(stats_file)),
+        check=False,
+    )
+    assert proc.returncode == 1, proc.stderr
+    sums = dict(reversed(line.split()) for line in (tmp_path / "sums").read_text().splitlines())
+    assert sums == {rel: md5(dataset.files[rel]) for rel in present}, proc.stderr
+    assert f"{absent}: Input/output error" in proc.stderr
+    assert (
+        f"ERROR: failed to fetch '{DATA}/{absent}': it is not in the cache and no remote is set"
+        in proc.stderr
+    )
+    assert dvc_repo.tracked_files(DATA) == {rel: dataset.files[rel] for rel in present}
+    stats = read_stats(stats_file)
+    assert (stats["cached_files"], stats["demand_files"]) == (len(present), 0)
+    assert mounts_under(dvc_repo.root) == []

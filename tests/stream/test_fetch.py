@@ -286,19 +286,6 @@ def test_not_a_dvc_repo(dvc_repo, tmp_path):
     assert "not inside of a DVC repository" in proc.stderr
 
 
-def test_no_remote_configured(small, tmp_path):
-    repo, _ = small
-    clone = repo.clone()
-    clone.dvc("remote", "remove", clone.remote_name)
-    assert "storage" not in (clone.root / ".dvc" / "config").read_text()
-    script = write_script(tmp_path, "read.py", READ_FILES)
-    proc = stream_python(clone, script, "data/images/d0/f00000.bin", check=False)
-    assert proc.returncode != 0
-    assert "remote" in proc.stderr.lower(), proc.stderr
-    assert "Traceback" not in proc.stderr, proc.stderr
-    assert not (clone.root / "data/images/d0/f00000.bin").exists()
-
-
 MISSING = r"""
 import json, sys
 out = {}
@@ -310,6 +297,25 @@ for path in sys.argv[1:]:
         out[path] = [type(exc).__name__, exc.errno, str(exc), exc.filename]
 print(json.dumps(out))
 """
+
+
+def test_no_remote_and_nothing_cached(small, tmp_path):
+    """A fresh clone whose remote is removed: the run starts, and the program's open fails with
+    an error that says why, naming the directory; nothing is placed."""
+    repo, _ = small
+    clone = repo.clone()
+    clone.dvc("remote", "remove", clone.remote_name)
+    assert "storage" not in (clone.root / ".dvc" / "config").read_text()
+    script = write_script(tmp_path, "missing.py", MISSING)
+    proc = stream_python(clone, script, "data/images/d0/f00000.bin")
+    (kind, errno_, message, _filename) = last_json(proc)["data/images/d0/f00000.bin"]
+    assert (kind, errno_) == ("OSError", 5)
+    expected = "the tree of 'data/images' ("
+    assert expected in message and "is not in the cache and no remote is set" in message
+    warnings = [line for line in proc.stderr.splitlines() if expected in line]
+    assert len(warnings) == 1, proc.stderr
+    assert "broker failed" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert not (clone.root / "data/images").exists()
 
 
 def test_object_missing_on_remote(small, moto_server, tmp_path):

@@ -44,7 +44,7 @@ def _object(remote: HashFileDB, data: bytes) -> str:
 
 
 def _ref(oid: str, cache, remote: HashFileDB) -> ObjectRef:
-    return ObjectRef(oid, "md5", cache, remote, remote_name="local", display=oid)
+    return ObjectRef(oid, "md5", cache, lambda: remote, remote_name="local", display=oid)
 
 
 def test_demand_miss_is_not_held_behind_prefetches_being_added(tmp_path):
