@@ -94,8 +94,8 @@ class Broker:
     def _default_jobs(self) -> int:
         """As many downloads at once as the remote's round trip calls for.
 
-        A remote that is not set, or does not answer, fails only the files it must send: those
-        already in the cache are served, as ``dvc checkout`` places them.
+        A remote that is not set, or cannot be reached, fails only the files it must send, at
+        once: those already in the cache are served, as ``dvc checkout`` places them.
         """
         from dvc.config import NoRemoteError
 
@@ -111,7 +111,7 @@ class Broker:
         except RemoteUnreachable as exc:
             logger.warning("%s; only the files in the cache can be read", exc)
             return pull_jobs()
-        return jobs_for_latency(rtt)
+        return pull_jobs() if rtt is None else jobs_for_latency(rtt)
 
     # -- Resolver -------------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 from dvc_stream.errors import FetchError
 from dvc_stream.stream import stall
 from dvc_stream.stream.cache_adder import CacheAdder, Download
+from dvc_stream.stream.remotes import RemoteUnreachable
 from dvc_stream.workspace import cache_objects, scratch
 
 if TYPE_CHECKING:
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEMAND, HINT, BACKGROUND = 0, 1, 2
 NO_REMOTE = "it is not in the cache and no remote is set"
+UNREACHABLE = "it is not in the cache and the remote could not be reached at start-up"
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,9 @@ class ObjectRef:
         except NoRemoteError:
             # NOTE: DVC's own text spans lines, on how to add one.
             raise FetchError(self.display, None, NO_REMOTE) from None
+        except RemoteUnreachable:
+            # NOTE: why was said once, at start-up
+            raise FetchError(self.display, self.remote_name, UNREACHABLE) from None
         except Exception as exc:
             raise FetchError(self.display, self.remote_name, str(exc) or repr(exc)) from exc
 

@@ -9,9 +9,12 @@ the fetch workers are what bound the requests in flight.
 
 from __future__ import annotations
 
+import errno
 import logging
 import math
 import os
+import socket
+import sys
 import threading
 import time
 from typing import TYPE_CHECKING
@@ -37,10 +40,23 @@ MAX_JOBS = 128
 # wait for a CPU: on a busy machine (a CI runner, a benchmark whose S3 server shares the cores),
 # one slow answer set -j up to 128, and so many requests in flight slowed that server further.
 ROUND_TRIP_PROBES = 3
+# NOTE: what an OSError's errno says when the remote's host or port could not be reached at all,
+# as opposed to a remote that answered with a refusal (403, 404, 500...).
+UNREACHABLE_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ETIMEDOUT,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.ENETDOWN,
+    }
+)
 
 
 class RemoteUnreachable(DvcStreamError):
-    """The remote did not answer the round-trip probe."""
+    """The remote could not be reached when the run started; it is not asked again."""
 
 
 def pull_jobs() -> int:
@@ -63,6 +79,7 @@ class Remotes:
         self.override = override
         self.pool_size = max(jobs or 0, MAX_JOBS)
         self._odbs: dict[tuple[str | None, str], HashFileDB] = {}
+        self._unreachable: dict[str, str] = {}  # remote name -> what its probe said
         self._lock = threading.Lock()
 
     def name_for(self, output_remote: str | None) -> str:
@@ -70,6 +87,12 @@ class Remotes:
         return name or "default"
 
     def odb(self, output_remote: str | None, hash_name: str) -> HashFileDB:
+        """The store of a remote; RemoteUnreachable for one that could not be reached at start:
+        each download from it would wait out the connection's retries, seconds per file, only
+        to fail."""
+        unreachable = self._unreachable.get(self.name_for(output_remote))
+        if unreachable is not None:
+            raise RemoteUnreachable(unreachable)
         key = (self.override or output_remote, hash_name)
         with self._lock:
             odb = self._odbs.get(key)
@@ -79,20 +102,42 @@ class Remotes:
                 self._odbs[key] = odb
         return odb
 
-    def round_trip(self, output_remote: str | None, hash_name: str, oid: str) -> float:
-        """Check that the remote answers; return the time of the fastest of a few warm metadata
-        requests.
+    def round_trip(self, output_remote: str | None, hash_name: str, oid: str) -> float | None:
+        """The time of the fastest of a few warm metadata requests; None if the remote answered
+        them with an error. A remote that cannot be reached raises RemoteUnreachable, and is
+        not asked again by this run (``odb``).
 
         ``oid`` should exist on the remote, so that each request is a single HEAD.
         """
         odb = self.odb(output_remote, hash_name)  # DVC's own configuration errors propagate
         probe_path = odb.oid_to_path(oid)
+        name = self.name_for(output_remote)
         try:
             odb.fs.exists(probe_path)  # connects
             return min(_timed(odb.fs.exists, probe_path) for _ in range(ROUND_TRIP_PROBES))
         except Exception as exc:
-            name = self.name_for(output_remote)
-            raise RemoteUnreachable(f"remote '{name}' is unreachable: {exc}") from exc
+            if not is_unreachable(exc):
+                # NOTE: a refusal of this one request (a 403 without list rights, a 500) says
+                # nothing of the others: each download reports its own error.
+                logger.debug("no round trip measured to remote '%s': %r", name, exc)
+                return None
+            self._unreachable[name] = f"remote '{name}' is unreachable: {exc}"
+            raise RemoteUnreachable(self._unreachable[name]) from exc
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Whether ``exc``, or an exception it was raised from, says that the remote's host or port
+    could not be reached (refused, reset, timed out, no route, no such host)."""
+    botocore = sys.modules.get("botocore.exceptions")
+    boto_connection = () if botocore is None else (botocore.ConnectionError,)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError, socket.gaierror, *boto_connection)):
+            return True
+        if isinstance(seen, OSError) and seen.errno in UNREACHABLE_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _timed(func: Callable[[str], object], arg: str) -> float:

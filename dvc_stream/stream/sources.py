@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from dvc_stream.dvc_remotes import get_remote
 from dvc_stream.errors import ManifestError
-from dvc_stream.stream.remotes import size_connection_pool
+from dvc_stream.stream.remotes import RemoteUnreachable, size_connection_pool
 from dvc_stream.workspace.trees import entries_of_tree, load_entries
 
 if TYPE_CHECKING:
@@ -107,6 +107,12 @@ class RemoteSource(Source):
             odb = None if output.out.cache.exists(output.oid) else self.store()
         except NoRemoteError:
             odb = None  # NOTE: loading the tree says so, naming the output
+        except RemoteUnreachable:
+            raise ManifestError(
+                f"the tree of '{output.out}' ({output.oid}) is not in the cache and remote "
+                f"'{self.name}' could not be reached at start-up",
+                str(output.out),
+            ) from None
         return load_entries(output.out, output.remote, odb=odb)
 
 

@@ -53,10 +53,13 @@ class Stats:
         from dvc.utils.humanize import naturalsize
 
         data = self.as_dict()
+        # NOTE: a program that catches the OSError (a loader skipping unreadable samples) shows
+        # the failures nowhere else.
+        failed = f", {data['failed_files']} failed" if data["failed_files"] else ""
         return (
             f"dvc stream: fetched {data['demand_files']} files "
             f"({naturalsize(data['demand_bytes'])}) on demand, "
             f"prefetched {data['prefetched_files']} ({naturalsize(data['prefetched_bytes'])}), "
-            f"served {data['cached_files']} ({naturalsize(data['cached_bytes'])}) from cache; "
-            f"waited {data['wait_seconds']:.2f}s on fetches"
+            f"served {data['cached_files']} ({naturalsize(data['cached_bytes'])}) from cache"
+            f"{failed}; waited {data['wait_seconds']:.2f}s on fetches"
         )

@@ -8,6 +8,7 @@ import os
 import shutil
 
 import pytest
+import yaml
 
 from .conftest import last_json, md5, run_python, stream_python, write_script
 
@@ -102,10 +103,14 @@ def test_a_file_not_in_the_cache_fails_alone_without_a_remote(cached, tmp_path):
     assert (stats["cached_files"], stats["failed_files"]) == (len(present), 1)
 
 
-def test_an_unreachable_remote_is_said_and_the_cache_served(cached, tmp_path):
-    repo, dataset = cached
+def _unreachable(repo) -> None:
     repo.dvc("remote", "add", "-d", repo.remote_name, repo.remote_url)
     repo.set_endpoint("http://127.0.0.1:9")  # NOTE: the discard port: the connection is refused
+
+
+def test_an_unreachable_remote_is_said_and_the_cache_served(cached, tmp_path):
+    repo, dataset = cached
+    _unreachable(repo)
     files = _paths(dataset)
     script = write_script(tmp_path, "read.py", READ)
     proc = stream_python(repo, script, *files)
@@ -115,6 +120,51 @@ def test_an_unreachable_remote_is_said_and_the_cache_served(cached, tmp_path):
     assert f"remote '{repo.remote_name}' is unreachable" in warnings[0]
     assert warnings[0].endswith("only the files in the cache can be read")
     assert repo.tracked_files(dataset.path) == dataset.files
+
+
+def test_a_file_not_in_the_cache_fails_at_once_when_the_remote_is_unreachable(cached, tmp_path):
+    # NOTE: the remote is not asked again after start-up: each download would wait out the
+    # connection's retries (about 20 s a file here) only to fail with the start-up's reason.
+    repo, dataset = cached
+    _unreachable(repo)
+    files = _paths(dataset)
+    absent, *present = files
+    _drop_from_cache(repo, files[absent])
+    stats_file = tmp_path / "stats.json"
+    script = write_script(tmp_path, "read.py", READ)
+    proc = stream_python(repo, script, *files, options=("--stats", str(stats_file)))
+    got = last_json(proc)
+    assert got.pop(absent) == [
+        5,
+        f"failed to fetch '{absent}' from remote '{repo.remote_name}': it is not in the cache "
+        "and the remote could not be reached at start-up",
+    ]
+    assert got == {path: md5(files[path]) for path in present}
+    stats = json.loads(stats_file.read_text())
+    assert (stats["cached_files"], stats["failed_files"]) == (len(present), 1)
+    assert "from cache, 1 failed; waited" in proc.stderr, proc.stderr
+
+
+def test_a_remote_that_refuses_the_start_up_probe_is_not_called_unreachable(
+    dvc_repo, latency_proxy, tmp_path
+):
+    # A 403 for one object (no list rights, say) is that object's answer, not the remote's:
+    # the run neither warns nor gives up on the remote, and the downloads go ahead.
+    dataset = dvc_repo.make_dataset("data/images", nfiles=4, size=100, depth=0)
+    dvc_repo.set_endpoint(latency_proxy.endpoint_url)
+    dvc_repo.wipe()
+    dvcfile = yaml.safe_load((dvc_repo.root / "data/images.dvc").read_text())
+    tree_oid = dvcfile["outs"][0]["md5"].removesuffix(".dir")
+    probe = latency_proxy.add_fault(
+        "status", method="HEAD", path_contains=tree_oid[2:], status=403, times=1
+    )
+    files = _paths(dataset)
+    script = write_script(tmp_path, "read.py", READ)
+    proc = stream_python(dvc_repo, script, *files)
+    assert probe.times == 0, "the start-up probe was not refused: the test proves nothing"
+    assert last_json(proc) == {path: md5(data) for path, data in files.items()}
+    assert "WARNING" not in proc.stderr and "ERROR" not in proc.stderr, proc.stderr
+    assert dvc_repo.tracked_files(dataset.path) == dataset.files
 
 
 STAT = r"""
