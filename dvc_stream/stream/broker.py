@@ -268,8 +268,12 @@ class Broker:
         ref = self.ref(tracked)
         start = time.perf_counter()
         cached_size = cache_objects.whole_size(ref.cache, ref.oid)
+        # NOTE: under a view (placement deferred), a file that was in the cache before this run
+        # is no evidence for the readahead: the fill past it could only record placements for
+        # later, and that thread's work slowed the view's first reads of cached files by a third.
+        evidence = cached_size is None or self._deferred is None or ref.oid in self._fetched
         try:
-            self._fetch_and_place(ref, tracked)
+            self._fetch_and_place(ref, tracked, evidence)
         except FetchError as exc:
             self.stats.add(failed_files=1)
             raise OSError(errno.EIO, str(exc), tracked.path) from None
@@ -280,10 +284,10 @@ class Broker:
             self.stats.add(cached_files=1, cached_bytes=cached_size)
         return ref
 
-    def _fetch_and_place(self, ref: ObjectRef, tracked: TrackedFile) -> None:
+    def _fetch_and_place(self, ref: ObjectRef, tracked: TrackedFile, evidence: bool) -> None:
         for attempt in range(1, PLACE_ATTEMPTS + 1):
             future = self.fetcher.submit(ref, DEMAND)
-            if attempt == 1:
+            if attempt == 1 and evidence:
                 # NOTE: told before the wait, so that a readahead runs alongside this fetch
                 self.prefetcher.touched(tracked)
             future.result()

@@ -286,3 +286,19 @@ def test_without_a_remote_the_cache_is_served_and_only_an_absent_object_fails(
     stats = read_stats(stats_file)
     assert (stats["cached_files"], stats["demand_files"]) == (len(present), 0)
     assert mounts_under(dvc_repo.root) == []
+
+
+def test_reads_served_from_the_cache_fill_nothing_in_the_background(fuse, dvc_repo, tmp_path):
+    # Under the view a cached file is read from the cache, and the files fetched are placed after
+    # the unmount: a readahead after such reads would only have placed files nobody read.
+    dataset = dvc_repo.make_dataset(DATA, nfiles=60, size=100, depth=0)
+    shutil.rmtree(dvc_repo.root / DATA)
+    read = sorted(dataset.files)[:40]  # in name order: the readahead's own order
+    shell(
+        dvc_repo,
+        f"cd {DATA} && cat {' '.join(read)} > {tmp_path}/out",
+        options=("--prefetch", "auto"),
+    )
+    assert (tmp_path / "out").read_bytes() == b"".join(dataset.files[rel] for rel in read)
+    assert dvc_repo.tracked_files(DATA) == {rel: dataset.files[rel] for rel in read}
+    assert mounts_under(dvc_repo.root) == []
