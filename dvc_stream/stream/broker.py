@@ -73,6 +73,7 @@ class Broker:
             self.jobs,
             tmp_dir=os.path.join(repo.tmp_dir, "stream-downloads"),
             on_fetched=self._count_fetch,
+            on_failed=self._fetch_failed,
             thread_context=thread_context,
         )
         self.sizes = SizeIndex(jobs=self.jobs)
@@ -301,6 +302,7 @@ class Broker:
                     raise FetchError(ref.display, ref.remote_name, str(exc)) from None
 
     def _count_fetch(self, ref: ObjectRef, priority: int, size: int) -> None:
+        self.remotes.answered(ref.remote)
         self._fetched.add(ref.oid)
         self.stats.fetched()
         if priority == DEMAND:
@@ -308,6 +310,15 @@ class Broker:
         elif priority in (HINT, BACKGROUND):
             self.stats.add(prefetched_files=1, prefetched_bytes=size)
         self.sizes.remember(ref.oid, size)
+
+    def _fetch_failed(self, ref: ObjectRef, error: BaseException) -> None:
+        try:
+            store = ref.remote
+        except FetchError:
+            return  # it could not even be opened: nothing was asked of it
+        said = self.remotes.gave_up(store, error)
+        if said is not None:
+            logger.warning("%s; only the files in the cache can be read", said)
 
     def _kind(self, path: str) -> tuple[str, TrackedOutput | None] | None:
         return self._guard(self.manifest.kind, path)

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 DEMAND, HINT, BACKGROUND = 0, 1, 2
 NO_REMOTE = "it is not in the cache and no remote is set"
-UNREACHABLE = "it is not in the cache and the remote could not be reached at start-up"
+UNREACHABLE = "it is not in the cache and the remote could not be reached"
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ class ObjectRef:
             # NOTE: DVC's own text spans lines, on how to add one.
             raise FetchError(self.display, None, NO_REMOTE) from None
         except RemoteUnreachable:
-            # NOTE: why was said once, at start-up
+            # NOTE: why was said once, when it was found
             raise FetchError(self.display, self.remote_name, UNREACHABLE) from None
         except Exception as exc:
             raise FetchError(self.display, self.remote_name, str(exc) or repr(exc)) from exc
@@ -113,6 +113,7 @@ class Fetcher:
         retries: int = 3,
         backoff: float = 0.25,
         on_fetched: Callable[[ObjectRef, int, int], None] | None = None,
+        on_failed: Callable[[ObjectRef, BaseException], None] | None = None,
         thread_context: Callable[[], AbstractContextManager] = nullcontext,
     ):
         self.jobs = jobs
@@ -120,6 +121,7 @@ class Fetcher:
         self.retries = retries
         self.backoff = backoff
         self.on_fetched = on_fetched  # (ref, priority at start, size)
+        self.on_failed = on_failed  # (ref, the error its last attempt raised)
         self.thread_context = thread_context
         self.stall_timeout = stall.stall_timeout()
         self._heap: list[tuple[int, int, str]] = []
@@ -229,6 +231,8 @@ class Fetcher:
         ref = job.ref
         try:
             if error is not None:
+                if self.on_failed is not None:
+                    self.on_failed(ref, error)
                 _fail(job, _as_fetch_error(ref, error))
                 return
             if self.on_fetched is not None:

@@ -40,23 +40,17 @@ MAX_JOBS = 128
 # wait for a CPU: on a busy machine (a CI runner, a benchmark whose S3 server shares the cores),
 # one slow answer set -j up to 128, and so many requests in flight slowed that server further.
 ROUND_TRIP_PROBES = 3
-# NOTE: what an OSError's errno says when the remote's host or port could not be reached at all,
-# as opposed to a remote that answered with a refusal (403, 404, 500...).
+# NOTE: what an OSError's errno says when no connection to the remote's host could be made, as
+# opposed to one that was made and then failed (a reset, a stall: that object's bad luck) or a
+# remote that answered with a refusal (403, 404, 500...).
 UNREACHABLE_ERRNOS = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.ECONNRESET,
-        errno.ETIMEDOUT,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-        errno.EHOSTDOWN,
-        errno.ENETDOWN,
-    }
+    {errno.ECONNREFUSED, errno.ETIMEDOUT, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN}
 )
 
 
 class RemoteUnreachable(DvcStreamError):
-    """The remote could not be reached when the run started; it is not asked again."""
+    """The remote could not be reached by the run's first contact with it (the start-up probe,
+    or without it the first download); it is not asked again in that run."""
 
 
 def pull_jobs() -> int:
@@ -79,7 +73,9 @@ class Remotes:
         self.override = override
         self.pool_size = max(jobs or 0, MAX_JOBS)
         self._odbs: dict[tuple[str | None, str], HashFileDB] = {}
-        self._unreachable: dict[str, str] = {}  # remote name -> what its probe said
+        self._names: dict[int, str] = {}  # id of a store above -> its remote's name
+        self._answered: set[str] = set()  # remotes that answered this run at least once
+        self._unreachable: dict[str, str] = {}  # remote name -> why it is not asked again
         self._lock = threading.Lock()
 
     def name_for(self, output_remote: str | None) -> str:
@@ -87,9 +83,9 @@ class Remotes:
         return name or "default"
 
     def odb(self, output_remote: str | None, hash_name: str) -> HashFileDB:
-        """The store of a remote; RemoteUnreachable for one that could not be reached at start:
-        each download from it would wait out the connection's retries, seconds per file, only
-        to fail."""
+        """The store of a remote; RemoteUnreachable for one that could not be reached (see
+        ``gave_up``): each download from it would wait out the connection's retries, seconds
+        per file, only to fail."""
         unreachable = self._unreachable.get(self.name_for(output_remote))
         if unreachable is not None:
             raise RemoteUnreachable(unreachable)
@@ -100,7 +96,31 @@ class Remotes:
                 odb = get_remote_odb(self.repo, key[0], "stream", hash_name)
                 size_connection_pool(odb, self.pool_size)
                 self._odbs[key] = odb
+                self._names[id(odb)] = self.name_for(output_remote)
         return odb
+
+    def answered(self, odb: HashFileDB) -> None:
+        """A download from ``odb`` succeeded."""
+        name = self._names.get(id(odb))
+        if name is not None:
+            self._answered.add(name)
+
+    def gave_up(self, odb: HashFileDB, exc: BaseException) -> str | None:
+        """A download from ``odb`` failed for good with ``exc``. If the remote has not answered
+        this run and ``exc`` says it cannot be reached, it is not asked again: return what to
+        say, once.
+
+        NOTE: a remote that answered before is only having a bad moment (a transient outage
+        in a long run): its later downloads are still tried.
+        """
+        name = self._names.get(id(odb))
+        if name is None or name in self._answered or not is_unreachable(exc):
+            return None
+        with self._lock:
+            if name in self._unreachable:
+                return None
+            self._unreachable[name] = f"remote '{name}' is unreachable: {_root_cause(exc)}"
+        return self._unreachable[name]
 
     def round_trip(self, output_remote: str | None, hash_name: str, oid: str) -> float | None:
         """The time of the fastest of a few warm metadata requests; None if the remote answered
@@ -114,25 +134,36 @@ class Remotes:
         name = self.name_for(output_remote)
         try:
             odb.fs.exists(probe_path)  # connects
-            return min(_timed(odb.fs.exists, probe_path) for _ in range(ROUND_TRIP_PROBES))
+            rtt = min(_timed(odb.fs.exists, probe_path) for _ in range(ROUND_TRIP_PROBES))
         except Exception as exc:
-            if not is_unreachable(exc):
-                # NOTE: a refusal of this one request (a 403 without list rights, a 500) says
-                # nothing of the others: each download reports its own error.
-                logger.debug("no round trip measured to remote '%s': %r", name, exc)
-                return None
-            self._unreachable[name] = f"remote '{name}' is unreachable: {exc}"
-            raise RemoteUnreachable(self._unreachable[name]) from exc
+            said = self.gave_up(odb, exc)
+            if said is not None:
+                raise RemoteUnreachable(said) from exc
+            # NOTE: a refusal of this one request (a 403 without list rights, a 500) says
+            # nothing of the others: each download reports its own error.
+            logger.debug("no round trip measured to remote '%s': %r", name, exc)
+            rtt = None
+        self._answered.add(name)
+        return rtt
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """What ``exc`` was raised from, first of all: the connection's own error."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
 
 
 def is_unreachable(exc: BaseException) -> bool:
-    """Whether ``exc``, or an exception it was raised from, says that the remote's host or port
-    could not be reached (refused, reset, timed out, no route, no such host)."""
+    """Whether ``exc``, or an exception it was raised from, says that no connection to the
+    remote could be made (refused, no route, no such host, connect timed out)."""
     botocore = sys.modules.get("botocore.exceptions")
+    # NOTE: botocore's ConnectionError: could not connect (EndpointConnectionError,
+    # ConnectTimeoutError, a proxy's); a connection lost later is an HTTPClientError.
     boto_connection = () if botocore is None else (botocore.ConnectionError,)
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, (ConnectionError, TimeoutError, socket.gaierror, *boto_connection)):
+        if isinstance(seen, (ConnectionRefusedError, socket.gaierror, *boto_connection)):
             return True
         if isinstance(seen, OSError) and seen.errno in UNREACHABLE_ERRNOS:
             return True

@@ -110,7 +110,7 @@ class RemoteSource(Source):
         except RemoteUnreachable:
             raise ManifestError(
                 f"the tree of '{output.out}' ({output.oid}) is not in the cache and remote "
-                f"'{self.name}' could not be reached at start-up",
+                f"'{self.name}' could not be reached",
                 str(output.out),
             ) from None
         return load_entries(output.out, output.remote, odb=odb)

@@ -122,6 +122,9 @@ def test_an_unreachable_remote_is_said_and_the_cache_served(cached, tmp_path):
     assert repo.tracked_files(dataset.path) == dataset.files
 
 
+UNREACHABLE = "it is not in the cache and the remote could not be reached"
+
+
 def test_a_file_not_in_the_cache_fails_at_once_when_the_remote_is_unreachable(cached, tmp_path):
     # NOTE: the remote is not asked again after start-up: each download would wait out the
     # connection's retries (about 20 s a file here) only to fail with the start-up's reason.
@@ -136,13 +139,36 @@ def test_a_file_not_in_the_cache_fails_at_once_when_the_remote_is_unreachable(ca
     got = last_json(proc)
     assert got.pop(absent) == [
         5,
-        f"failed to fetch '{absent}' from remote '{repo.remote_name}': it is not in the cache "
-        "and the remote could not be reached at start-up",
+        f"failed to fetch '{absent}' from remote '{repo.remote_name}': {UNREACHABLE}",
     ]
     assert got == {path: md5(files[path]) for path in present}
     stats = json.loads(stats_file.read_text())
     assert (stats["cached_files"], stats["failed_files"]) == (len(present), 1)
     assert "from cache, 1 failed; waited" in proc.stderr, proc.stderr
+
+
+def test_without_the_start_up_check_the_first_failed_download_gives_up_on_the_remote(
+    cached, tmp_path
+):
+    # With -j there is no start-up check: the first download finds the remote out of reach
+    # (after its retries), and the files after it fail at once.
+    repo, dataset = cached
+    _unreachable(repo)
+    files = _paths(dataset)
+    first, second, third, *present = files
+    for path in (first, second, third):
+        _drop_from_cache(repo, files[path])
+    script = write_script(tmp_path, "read.py", READ)
+    proc = stream_python(repo, script, *files, options=("-j", "4", "--prefetch", "none"))
+    got = last_json(proc)
+    prefix = f"failed to fetch '{{}}' from remote '{repo.remote_name}': "
+    assert got.pop(first)[1].startswith(prefix.format(first) + "EndpointConnectionError: ")
+    assert got.pop(second) == [5, prefix.format(second) + UNREACHABLE]
+    assert got.pop(third) == [5, prefix.format(third) + UNREACHABLE]
+    assert got == {path: md5(files[path]) for path in present}
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("WARNING")]
+    assert len(warnings) == 1, proc.stderr
+    assert f"remote '{repo.remote_name}' is unreachable: Could not connect" in warnings[0]
 
 
 def test_a_remote_that_refuses_the_start_up_probe_is_not_called_unreachable(
