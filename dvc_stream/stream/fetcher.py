@@ -231,9 +231,11 @@ class Fetcher:
         ref = job.ref
         try:
             if error is not None:
-                if self.on_failed is not None:
-                    self.on_failed(ref, error)
-                _fail(job, _as_fetch_error(ref, error))
+                try:
+                    if self.on_failed is not None:
+                        self.on_failed(ref, error)
+                finally:
+                    _fail(job, _as_fetch_error(ref, error))
                 return
             if self.on_fetched is not None:
                 self.on_fetched(ref, job.priority, size)
