@@ -109,9 +109,8 @@ class Broker:
         except NoRemoteError:
             logger.debug("no remote is set: only the files in the cache can be read")
             return pull_jobs()
-        except RemoteUnreachable as exc:
-            logger.warning("%s; only the files in the cache can be read", exc)
-            return pull_jobs()
+        except RemoteUnreachable:
+            return pull_jobs()  # NOTE: said as it was found (Remotes.gave_up)
         return pull_jobs() if rtt is None else jobs_for_latency(rtt)
 
     # -- Resolver -------------------------------------------------------------------------
@@ -316,9 +315,7 @@ class Broker:
             store = ref.remote
         except FetchError:
             return  # it could not even be opened: nothing was asked of it
-        said = self.remotes.gave_up(store, error)
-        if said is not None:
-            logger.warning("%s; only the files in the cache can be read", said)
+        self.remotes.gave_up(store, error)
 
     def _kind(self, path: str) -> tuple[str, TrackedOutput | None] | None:
         return self._guard(self.manifest.kind, path)

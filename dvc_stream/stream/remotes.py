@@ -86,9 +86,10 @@ class Remotes:
         """The store of a remote; RemoteUnreachable for one that could not be reached (see
         ``gave_up``): each download from it would wait out the connection's retries, seconds
         per file, only to fail."""
-        unreachable = self._unreachable.get(self.name_for(output_remote))
-        if unreachable is not None:
-            raise RemoteUnreachable(unreachable)
+        if self._unreachable:  # NOTE: no name looked up otherwise: this runs for every file
+            unreachable = self._unreachable.get(self.name_for(output_remote))
+            if unreachable is not None:
+                raise RemoteUnreachable(unreachable)
         key = (self.override or output_remote, hash_name)
         with self._lock:
             odb = self._odbs.get(key)
@@ -105,22 +106,23 @@ class Remotes:
         if name is not None:
             self._answered.add(name)
 
-    def gave_up(self, odb: HashFileDB, exc: BaseException) -> str | None:
-        """A download from ``odb`` failed for good with ``exc``. If the remote has not answered
-        this run and ``exc`` says it cannot be reached, it is not asked again: return what to
-        say, once.
+    def gave_up(self, odb: HashFileDB, exc: BaseException) -> bool:
+        """A request to ``odb`` failed for good with ``exc``. If the remote has not answered
+        this run and ``exc`` says it cannot be reached, it is not asked again (said once, as
+        a warning): return whether it is given up.
 
         NOTE: a remote that answered before is only having a bad moment (a transient outage
         in a long run): its later downloads are still tried.
         """
         name = self._names.get(id(odb))
         if name is None or name in self._answered or not is_unreachable(exc):
-            return None
+            return False
         with self._lock:
             if name in self._unreachable:
-                return None
+                return True
             self._unreachable[name] = f"remote '{name}' is unreachable: {_root_cause(exc)}"
-        return self._unreachable[name]
+        logger.warning("%s; only the files in the cache can be read", self._unreachable[name])
+        return True
 
     def round_trip(self, output_remote: str | None, hash_name: str, oid: str) -> float | None:
         """The time of the fastest of a few warm metadata requests; None if the remote answered
@@ -136,9 +138,8 @@ class Remotes:
             odb.fs.exists(probe_path)  # connects
             rtt = min(_timed(odb.fs.exists, probe_path) for _ in range(ROUND_TRIP_PROBES))
         except Exception as exc:
-            said = self.gave_up(odb, exc)
-            if said is not None:
-                raise RemoteUnreachable(said) from exc
+            if self.gave_up(odb, exc):
+                raise RemoteUnreachable(self._unreachable[name]) from exc
             # NOTE: a refusal of this one request (a 403 without list rights, a 500) says
             # nothing of the others: each download reports its own error.
             logger.debug("no round trip measured to remote '%s': %r", name, exc)
