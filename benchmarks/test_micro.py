@@ -277,3 +277,51 @@ def test_startup_imports(benchmark, bench_config):
         **info,
     )
     assert info["dvc_stream._bootstrap_cumulative_us"] is not None, "the .pth did not run"
+
+
+# -- start-up of a Python process under `dvc stream` -------------------------------------------
+
+# Run under `dvc stream`: times `python -c pass` started with the run's environment (the hooks
+# load and connect to the broker) and without its hook variables (plain); prints medians, ms.
+_TIME_STARTS = """
+import json, os, statistics, subprocess, sys, time
+plain_env = {k: v for k, v in os.environ.items() if not k.startswith("DVC_STREAM_")}
+def median_ms(env):
+    walls = []
+    for _ in range(int(sys.argv[1])):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+        walls.append(time.perf_counter() - start)
+    return statistics.median(walls) * 1e3
+print(json.dumps({"hooked_ms": median_ms(dict(os.environ)), "plain_ms": median_ms(plain_env)}))
+"""
+
+
+def test_hooked_process_startup(benchmark, bench_config, small_repo):
+    """What the hooks add to the start of every Python process a run starts: a DataLoader's
+    spawned workers, torchrun's ranks, a pipeline's stages."""
+    runs = bench_config.pick(STARTUP_RUNS, STARTUP_RUNS, 5)
+    results: list[dict] = []
+
+    def measure() -> None:
+        proc = check(
+            run_measured(
+                dvc_cmd("stream", "-j", "1", "--", sys.executable, "-c", _TIME_STARTS, str(runs)),
+                small_repo.root,
+                small_repo.env,
+            )
+        )
+        results.append(last_json(proc.stdout))
+
+    benchmark.group = "micro-startup"
+    benchmark.pedantic(measure, rounds=1, iterations=1)
+    info = {key: round(value, 2) for key, value in results[0].items()}
+    info["added_ms"] = round(info["hooked_ms"] - info["plain_ms"], 2)
+    benchmark.extra_info.update(info)
+    record_micro(
+        "start-up: a Python process under `dvc stream`, with / without the hooks",
+        f"x{info['hooked_ms'] / info['plain_ms']:.2f}",
+        f"hooked {info['hooked_ms']:.1f} ms, plain {info['plain_ms']:.1f} ms "
+        f"(+{info['added_ms']:.1f} ms per process; medians of {runs})",
+        **info,
+    )

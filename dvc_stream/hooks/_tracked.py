@@ -7,7 +7,6 @@ every hook call straight through while the resolver, or the hooks' own I/O, runs
 from __future__ import annotations
 
 import errno
-import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,14 @@ if TYPE_CHECKING:
 
     from .resolver import Entry, Resolver
 
-logger = logging.getLogger(__name__)
+
+def _debug(message: str, *args: Any) -> None:
+    """Log a hook's failure; ``logging`` is imported only then, as a started program need not
+    import it at all."""
+    import logging
+
+    logging.getLogger(__name__).debug(message, *args, exc_info=True)
+
 
 # NOTE: captured at import, before install(): the hooks' own I/O never goes through the hooks.
 _getcwd = os.getcwd
@@ -91,7 +97,7 @@ def candidate(path: Any, get: Callable[[], Resolver | None]) -> str | None:
         if resolver is not None and resolver.is_candidate(path):
             return path
     except Exception:
-        logger.debug("hooks: candidate check failed for %r", path, exc_info=True)
+        _debug("hooks: candidate check failed for %r", path)
     return None
 
 
@@ -106,7 +112,7 @@ def ask(get: Callable[[], Resolver | None], method: str, path: str) -> Any:
         except OSError:
             raise
         except Exception:
-            logger.debug("hooks: resolver.%s(%r) failed", method, path, exc_info=True)
+            _debug("hooks: resolver.%s(%r) failed", method, path)
             return None
 
 

@@ -14,7 +14,6 @@ PyTorch's ``DataLoader``, patched when torch is imported, hints its sampler's or
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import os
 import sys
 import types
@@ -355,10 +354,10 @@ if sys.version_info < (3, 11):
     # 3.10: Path methods go through pathlib._NormalAccessor, whose class attributes are the
     # os/io functions as they were when pathlib was imported.
     PATCHES += [
-        Patch("pathlib:_NormalAccessor", "stat", _make_stat),
-        Patch("pathlib:_NormalAccessor", "open", _make_open),
-        Patch("pathlib:_NormalAccessor", "listdir", _make_listdir),
-        Patch("pathlib:_NormalAccessor", "scandir", _make_scandir),
+        Patch("pathlib:_NormalAccessor", "stat", _make_stat, when=ON_IMPORT),
+        Patch("pathlib:_NormalAccessor", "open", _make_open, when=ON_IMPORT),
+        Patch("pathlib:_NormalAccessor", "listdir", _make_listdir, when=ON_IMPORT),
+        Patch("pathlib:_NormalAccessor", "scandir", _make_scandir, when=ON_IMPORT),
     ]
 if sys.version_info >= (3, 13):
     # 3.13: Path.glob/rglob use glob._StringGlobber, which keeps its own os.lstat/os.scandir.
@@ -450,11 +449,15 @@ def _replacement(patch: Patch, original: Any, raw: Any) -> Any:
     return _made[key]
 
 
-class _ImportWatcher(importlib.abc.MetaPathFinder):
+class _ImportWatcher:
     """Applies the ``ON_IMPORT`` entries of a module right after the module has run.
 
     First on ``sys.meta_path``, it finds nothing itself: for a watched module it asks the
     finders after it, and wraps the loader they return in ``_PatchAfterExec``.
+
+    NOTE: not an ``importlib.abc`` subclass (the import system only calls ``find_spec``):
+    ``importlib.abc`` imports ``pathlib`` and ``tempfile``, a third of the hooks' start-up in
+    every Python process ``dvc stream`` starts.
     """
 
     def __init__(self) -> None:
@@ -480,7 +483,7 @@ class _ImportWatcher(importlib.abc.MetaPathFinder):
         return None
 
 
-class _PatchAfterExec(importlib.abc.Loader):
+class _PatchAfterExec:
     """The real loader, then the module's patches; the module only ever sees the real loader."""
 
     def __init__(self, loader: Any, patches: list[Patch]):

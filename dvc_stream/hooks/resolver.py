@@ -8,15 +8,13 @@ absolute and normalized (``os.path.abspath``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 FILE = "file"
 DIR = "dir"
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     """A tracked path as it would be after ``dvc pull``."""
 
     type: str  # FILE or DIR

@@ -76,7 +76,7 @@ def dispatch(broker: Broker, request: object, sender: Hashable = None) -> object
         broker.looked_at_by_c_readers(_check_c_readers(request["c_readers"]), path)
     if op == "lookup":
         entry = broker.lookup(path)
-        return None if entry is None else entry.__dict__
+        return None if entry is None else entry._asdict()
     if op == "kind":
         return broker.kind(path)
     if op == "listdir":
