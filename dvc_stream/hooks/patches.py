@@ -352,7 +352,8 @@ PATCHES: list[Patch] = [
 
 if sys.version_info < (3, 11):
     # 3.10: Path methods go through pathlib._NormalAccessor, whose class attributes are the
-    # os/io functions as they were when pathlib was imported.
+    # os/io functions as they were when pathlib was imported. On import: pathlib (with urllib
+    # and ipaddress) is not imported for a program that does not use it.
     PATCHES += [
         Patch("pathlib:_NormalAccessor", "stat", _make_stat, when=ON_IMPORT),
         Patch("pathlib:_NormalAccessor", "open", _make_open, when=ON_IMPORT),
